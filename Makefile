@@ -1,0 +1,41 @@
+# Lukhas: `make run` starts the host, `make test` runs the whole suite.
+# Both create .venv and install the kernel and every plugin under plugins/.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PLUGIN_DIRS := $(wildcard plugins/*/pyproject.toml)
+EDITABLES := -e ./kernel $(foreach p,$(PLUGIN_DIRS),-e ./$(dir $(p)))
+
+.PHONY: install install-dev run test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps re-run pip only when a pyproject changes. pip >= 25.1 reads
+# PEP 735 dependency groups.
+.make-install.stamp: $(BIN)/python kernel/pyproject.toml $(PLUGIN_DIRS)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/pip install --quiet $(EDITABLES)
+	touch $@
+
+.make-dev.stamp: .make-install.stamp pyproject.toml
+	$(BIN)/pip install --quiet -e "./kernel[testing]" --group dev
+	touch $@
+
+install: .make-install.stamp
+install-dev: .make-dev.stamp
+
+run: install
+	$(BIN)/lukhas serve
+
+test: install-dev
+	$(BIN)/python -m pytest
+
+bench: install-dev
+	$(BIN)/python -m benchmarks
+
+lint: install-dev
+	$(BIN)/ruff check kernel tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) .make-*.stamp .pytest_cache

@@ -1,0 +1,39 @@
+"""Lukhas kernel: settings, flags, plugin lifecycle and the aiohttp host.
+
+Importing this package has no side effects; discovery happens in
+:meth:`Kernel.load`. Plugins need only what is listed here.
+"""
+
+from importlib_metadata import PackageNotFoundError, version
+
+import pluggy
+
+from ._context import HealthCheck, PluginContext, PluginInfo
+from ._kernel import PLUGIN_API_VERSION, Kernel
+from ._problems import ProblemError
+from ._records import PluginState
+from ._routing import Route
+from ._settings import KernelSettings, PluginSettings, SettingsError
+
+try:
+    __version__ = version("lukhas-kernel")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0"
+
+#: Marks a plugin's hook implementations (see :mod:`lukhas_kernel.hookspecs`).
+hookimpl = pluggy.HookimplMarker("lukhas")
+
+__all__ = [
+    "PLUGIN_API_VERSION",
+    "HealthCheck",
+    "Kernel",
+    "KernelSettings",
+    "PluginContext",
+    "PluginInfo",
+    "PluginSettings",
+    "PluginState",
+    "ProblemError",
+    "Route",
+    "SettingsError",
+    "hookimpl",
+]

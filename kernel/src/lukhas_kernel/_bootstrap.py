@@ -1,0 +1,52 @@
+"""From the process's environment to a loaded kernel and app (CLI, tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from ._chaos import ChaosPlan
+from ._host import build_app
+from ._kernel import Kernel
+from ._settings import KernelSettings, SettingsError, load_config_file, load_kernel_settings
+
+__all__ = ["load_kernel", "create_app", "kernel_settings"]
+
+
+def kernel_settings(env_file: str | None = ".env", **overrides: Any) -> tuple[KernelSettings, dict[str, Any]]:
+    """The kernel's settings and the parsed config file; SettingsError if bad."""
+    config = load_config_file()
+    return load_kernel_settings(config, env_file, **overrides), config
+
+
+def chaos_plan(settings: KernelSettings, log: Any) -> ChaosPlan:
+    if not settings.chaos:
+        return ChaosPlan()
+    if not settings.chaos_enabled:
+        log.warning("chaos.ignored", reason="LUKHAS_CHAOS is set but LUKHAS_CHAOS_ENABLED is not true")
+        return ChaosPlan()
+    try:
+        return ChaosPlan.parse(settings.chaos)
+    except ValueError as exc:
+        raise SettingsError("LUKHAS_CHAOS", str(exc)) from None
+
+
+async def load_kernel(
+    settings: KernelSettings, config: dict[str, Any], *, env_file: str | None = ".env",
+    installed: bool = True, set_up: bool = True,
+) -> Kernel:
+    """A kernel with plugins loaded (set up too, unless `set_up` is False)."""
+    kernel = Kernel(settings, config, env_file=env_file, installed=installed,
+                    chaos=chaos_plan(settings, structlog.get_logger("lukhas.kernel")))
+    await kernel.load(set_up=set_up)
+    return kernel
+
+
+async def create_app(
+    settings: KernelSettings, config: dict[str, Any], *, env_file: str | None = ".env",
+    installed: bool = True,
+) -> web.Application:
+    """Load every plugin, then build the app; its start-up runs the plugins'."""
+    return build_app(await load_kernel(settings, config, env_file=env_file, installed=installed))

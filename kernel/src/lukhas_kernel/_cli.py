@@ -1,0 +1,162 @@
+"""The `lukhas` command line: serve, plugins list, doctor, and plugin commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from typing import Any, NoReturn
+
+import click
+import structlog
+from aiohttp import web
+
+from ._bootstrap import create_app, kernel_settings, load_kernel
+from ._discovery import discover
+from ._isolation import describe
+from ._logging import configure_logging
+from ._records import PluginView, StartupReport
+from ._settings import KernelSettings, SettingsError, flag_name, load_flags
+
+__all__ = ["main"]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"lukhas: {message}", err=True)
+    sys.exit(code)
+
+
+def _settings(**overrides: Any) -> tuple[KernelSettings, dict[str, Any]]:
+    """Settings or exit 2 with one line naming the variable."""
+    try:
+        settings, config = kernel_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+    configure_logging(settings)
+    return settings, config
+
+
+class _LukhasGroup(click.Group):
+    """Adds the commands plugins contribute through `lukhas_cli_commands`."""
+
+    def _plugin_commands(self) -> dict[str, click.Command]:
+        """Import and register enabled plugins (no setup) to ask for commands."""
+        settings, config = _settings()
+        try:
+            kernel = asyncio.run(load_kernel(settings, config, set_up=False))
+        except SettingsError as exc:
+            _fail(str(exc), 2)
+        commands: dict[str, click.Command] = {}
+        for name in kernel.contexts:
+            hook = kernel.implementation("lukhas_cli_commands", name)
+            try:
+                for command in (hook() if hook else None) or []:
+                    commands.setdefault(command.name or name, command)
+            except Exception as exc:
+                structlog.get_logger("lukhas.cli").warning(
+                    "plugin.cli_commands_failed", plugin=name, reason=describe(exc))
+        return commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugin_commands()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, name) or self._plugin_commands().get(name)
+
+
+@click.group(cls=_LukhasGroup)
+@click.version_option(package_name="lukhas-kernel")
+def main() -> None:
+    """Lukhas: a plugin kernel for Python HTTP services."""
+
+
+@main.command()
+@click.option("--host", help="Listen address (LUKHAS_HOST).")
+@click.option("--port", type=int, help="Listen port (LUKHAS_PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Start the host: load every enabled plugin, then serve HTTP."""
+    settings, config = _settings(host=host, port=port)
+    try:
+        sock = socket.create_server((settings.host, settings.port), reuse_port=False)
+    except OSError as exc:
+        _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}", 1)
+    log = structlog.get_logger("lukhas.host")
+    log.info("lukhas.listening", url=f"http://{settings.host}:{sock.getsockname()[1]}")
+    try:
+        web.run_app(create_app(settings, config), sock=sock, print=None, access_log=None)
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+
+
+@main.group()
+def plugins() -> None:
+    """Inspect installed plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+def plugins_list(as_json: bool) -> None:
+    """Discovered plugins with distribution, version and flag (nothing is imported)."""
+    settings, config = _settings()
+    records = discover(settings.extras)
+    try:
+        flags = load_flags([r.name for r in records if r.state.value == "pending"], config)
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+    rows = [
+        {
+            "name": r.name,
+            "distribution": r.distribution,
+            "version": r.version,
+            "module": r.module,
+            "enabled": flags.get(r.name),
+            "flag": flag_name(r.name),
+            "problem": r.reason,
+        }
+        for r in records
+    ]
+    if as_json:
+        click.echo(json.dumps({"items": rows, "count": len(rows)}, indent=2))
+        return
+    columns = ["name", "distribution", "version", "enabled", "module"]
+    cells = [[str(row[c] if row[c] is not None else "-") for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c)
+              for i, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    if not rows:
+        click.echo("(no plugins found in entry-point group lukhas.plugins)")
+
+
+@main.command()
+def doctor() -> None:
+    """Run every plugin's whole start-up with the real timeouts; print JSON.
+
+    Exits 1 when a plugin named in LUKHAS_REQUIRED_PLUGINS is not active or
+    degraded: a gate for an integrator's CI after `pip install`.
+    """
+    settings, config = _settings()
+
+    async def run() -> tuple[StartupReport, list[PluginView]]:
+        kernel = await load_kernel(settings, config)
+        report = await kernel.start()
+        views = [PluginView.of(r) for r in kernel.records.values()]
+        await kernel.stop()
+        return report, views
+
+    try:
+        report, views = asyncio.run(run())
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+    serving = {v.name for v in views if v.state.serving}
+    missing = [name for name in settings.required if name not in serving]
+    click.echo(json.dumps({
+        "status": report.status,
+        "required": settings.required,
+        "missing_required": missing,
+        "plugins": [v.model_dump(mode="json") for v in views],
+    }, indent=2))
+    if missing:
+        sys.exit(1)

@@ -1,0 +1,73 @@
+"""What a plugin declares about itself and what the kernel hands it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import structlog
+
+from ._settings import KernelSettings, PluginSettings
+
+__all__ = ["HealthCheck", "PluginContext", "PluginInfo"]
+
+#: A named health check: passes unless it raises or returns False.
+HealthCheck = Callable[[], Awaitable[bool | None]]
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """Metadata a plugin returns from `lukhas_plugin_info`.
+
+    `api` is a PEP 440 specifier of the plugin-API versions the plugin works
+    with (e.g. ``">=1,<2"``); `route_prefixes` are paths the plugin owns in
+    addition to ``/api/v1/<name>``; `requires` names plugins that must be
+    active before this one is set up.
+    """
+
+    api: str = ">=1,<2"
+    version: str | None = None
+    requires: tuple[str, ...] = ()
+    route_prefixes: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass
+class PluginContext:
+    """Per-plugin handle passed to every lifecycle hook.
+
+    `state` is the plugin's own scratch space (engines, stores) shared by its
+    hooks and route handlers; the kernel never reads it.
+    """
+
+    name: str
+    settings: PluginSettings | None
+    kernel_settings: KernelSettings
+    log: Any
+    state: dict[str, Any] = field(default_factory=dict)
+    _degraded_reason: str | None = None
+    _on_change: Callable[[], None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def create(
+        cls, name: str, settings: PluginSettings | None, kernel_settings: KernelSettings
+    ) -> "PluginContext":
+        return cls(name, settings, kernel_settings, structlog.get_logger().bind(plugin=name))
+
+    @property
+    def data_dir(self) -> Path:
+        """A directory of the plugin's own under the kernel's data dir."""
+        path = self.kernel_settings.data_dir / "plugins" / self.name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def set_degraded(self, reason: str | None) -> None:
+        """Report a fallback in use (degraded) or, with None, its end."""
+        self._degraded_reason = reason
+        if self._on_change is not None:
+            self._on_change()
+
+    @property
+    def degraded_reason(self) -> str | None:
+        return self._degraded_reason

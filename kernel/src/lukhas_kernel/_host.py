@@ -1,0 +1,208 @@
+"""The aiohttp host: kernel routes, middlewares, plugin routes and gating."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid
+from http import HTTPStatus
+from typing import Any, AsyncIterator
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel
+
+from ._kernel import Kernel
+from ._openapi import add_docs_routes
+from ._problems import ProblemError, from_exception, problem_response
+from ._records import PluginRecord, PluginState, PluginView, Stage, StartupReport
+from ._routing import Route, wrap_handler
+
+__all__ = ["KERNEL_KEY", "build_app"]
+
+KERNEL_KEY = web.AppKey("lukhas_kernel", Kernel)
+REQUEST_ID_KEY = web.RequestKey("lukhas_request_id", str)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+log = structlog.get_logger("lukhas.host")
+
+
+class Alive(BaseModel):
+    status: str = "alive"
+
+
+class PluginBrief(BaseModel):
+    name: str
+    state: PluginState
+    reason: str | None
+
+
+class Readiness(BaseModel):
+    status: str
+    kernel: str
+    required: list[str]
+    missing: list[str]
+    plugins: list[PluginBrief]
+
+
+class PluginList(BaseModel):
+    status: str
+    items: list[PluginView]
+    count: int
+
+
+def _gate(record: PluginRecord) -> web.Response:
+    """The answer for a plugin's routes while it does not serve (CONTRACT §3)."""
+    if record.state is PluginState.DISABLED:
+        return problem_response(403, f"{record.name} subsystem is not enabled",
+                                type="urn:lukhas:problem:subsystem-disabled")
+    if record.state is PluginState.SKIPPED:
+        return problem_response(503, f"{record.name} subsystem skipped: {record.reason}",
+                                type="urn:lukhas:problem:subsystem-skipped")
+    return problem_response(503, f"{record.name} subsystem failed: {record.reason}",
+                            type="urn:lukhas:problem:subsystem-failed")
+
+
+def _to_problem(request: web.Request, exc: Exception) -> web.StreamResponse:
+    if isinstance(exc, ProblemError):
+        return from_exception(exc)
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            return web.Response(status=exc.status, headers=exc.headers)
+        keep = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
+        detail = {
+            404: f"no resource at {request.path}",
+            405: f"{request.method} is not allowed on {request.path}",
+            413: "the request body is larger than LUKHAS_MAX_BODY_BYTES",
+        }.get(exc.status, exc.reason or HTTPStatus(exc.status).phrase)
+        return problem_response(exc.status, detail, headers=keep)
+    log.exception("request.unhandled", path=request.path, method=request.method)
+    return problem_response(500, f"internal error; quote request id {request.get(REQUEST_ID_KEY)}")
+
+
+def build_app(kernel: Kernel) -> web.Application:
+    """An aiohttp app serving the kernel's routes and every loaded plugin's.
+
+    `kernel.load()` must have run; the app's start-up runs `kernel.start()`.
+    """
+    settings = kernel.settings
+
+    @web.middleware
+    async def outermost(request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("X-Request-ID", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request[REQUEST_ID_KEY] = request_id
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                return await handler(request)
+            except Exception as exc:
+                return _to_problem(request, exc)
+
+    @web.middleware
+    async def gate_and_problems(request: web.Request, handler: Any) -> web.StreamResponse:
+        owner = kernel.owner_of(request.path)
+        if owner is not None and not owner.state.serving:
+            return _gate(owner)
+        if (request.content_length or 0) > settings.max_body_bytes:
+            return problem_response(413, "the request body is larger than LUKHAS_MAX_BODY_BYTES")
+        try:
+            return await handler(request)
+        except Exception as exc:
+            return _to_problem(request, exc)
+
+    def bypassed_unless_serving(name: str, middleware: Any) -> Any:
+        record = kernel.records[name]
+
+        @web.middleware
+        async def guarded(request: web.Request, handler: Any) -> web.StreamResponse:
+            if not record.state.serving:
+                return await handler(request)
+            return await middleware(request, handler)
+
+        return guarded
+
+    plugin_middlewares = [bypassed_unless_serving(n, m) for n, m in kernel.middlewares]
+    app = web.Application(
+        middlewares=[outermost, *plugin_middlewares, gate_and_problems],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[KERNEL_KEY] = kernel
+    app.on_response_prepare.append(_stamp_request_id)
+
+    mounted: list[tuple[str | None, Route]] = [(None, r) for r in _kernel_routes(kernel)]
+    mounted += kernel.routes
+    for plugin, route in mounted:
+        before = None
+        if plugin is not None:
+            before = (lambda name: lambda: kernel.chaos.inject(name, Stage.REQUEST))(plugin)
+        app.router.add_route(route.method, route.path,
+                             wrap_handler(route, settings.request_timeout_s, plugin, before))
+    add_docs_routes(app, mounted)
+
+    async def start(app: web.Application) -> None:
+        await kernel.start()
+
+    async def stop(app: web.Application) -> None:
+        await kernel.stop()
+
+    app.on_startup.append(start)
+    app.cleanup_ctx.append(_periodic_health)
+    app.on_cleanup.append(stop)
+    return app
+
+
+async def _stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    request_id = request.get(REQUEST_ID_KEY)
+    if request_id:
+        response.headers["X-Request-ID"] = request_id
+
+
+async def _periodic_health(app: web.Application) -> AsyncIterator[None]:
+    """Re-run health checks so states follow plugins that recover or decay."""
+    kernel = app[KERNEL_KEY]
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(kernel.settings.health_interval_s)
+            await kernel.check_health()
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _kernel_routes(kernel: Kernel) -> list[Route]:
+    async def healthz(request: web.Request) -> Alive:
+        return Alive()
+
+    async def readyz(request: web.Request) -> web.Response:
+        required = kernel.settings.required
+        missing = [n for n in required
+                   if n not in kernel.records or not kernel.records[n].state.serving]
+        ready = kernel.ready and not missing
+        body = Readiness(
+            status="ready" if ready else "not_ready",
+            kernel="ready" if kernel.ready else "starting",
+            required=required,
+            missing=missing,
+            plugins=[PluginBrief(name=r.name, state=r.state, reason=r.reason)
+                     for r in kernel.records.values()],
+        )
+        return web.Response(status=200 if ready else 503, text=body.model_dump_json(),
+                            content_type="application/json")
+
+    async def plugins(request: web.Request) -> PluginList:
+        items = [PluginView.of(r) for r in kernel.records.values()]
+        return PluginList(status=StartupReport.of(list(kernel.records.values())).status,
+                          items=items, count=len(items))
+
+    return [
+        Route("GET", "/healthz", healthz, response=Alive, summary="Liveness", public=True),
+        Route("GET", "/readyz", readyz, response=Readiness, public=True,
+              summary="Readiness: kernel started and every required plugin serving",
+              errors={503: "not ready; the body says why"}),
+        Route("GET", "/api/v1/plugins", plugins, response=PluginList,
+              summary="Every discovered plugin with its state and reason"),
+    ]

@@ -1,0 +1,404 @@
+"""The plugin lifecycle: discovery → import → register → setup → routes →
+startup → health, each plugin isolated, in dependency order.
+
+Invariants:
+- every discovered plugin has exactly one record, and after `start()` its
+  state is never PENDING;
+- a plugin not serving has its hook implementations unregistered, except
+  that teardown stays owed to any plugin whose setup returned;
+- prefixes are claimed by at most one owner; the kernel's come first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import graphlib
+from typing import Any, Awaitable, Callable, Iterable, Mapping
+
+import pluggy
+import structlog
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from . import hookspecs
+from ._chaos import ChaosPlan
+from ._context import PluginContext, PluginInfo
+from ._discovery import discover
+from ._isolation import StageError, describe, import_in_thread, run_isolated
+from ._records import PluginRecord, PluginState, Stage, StartupReport
+from ._routing import Route
+from ._settings import KernelSettings, PluginSettings, flag_name, load_flags, load_settings
+
+__all__ = ["Kernel", "PLUGIN_API_VERSION", "KERNEL_PREFIXES"]
+
+PLUGIN_API_VERSION = "1.0"
+#: Paths the kernel serves itself; no plugin may claim them.
+KERNEL_PREFIXES = ("/healthz", "/readyz", "/openapi.json", "/docs", "/api/v1/plugins",
+                   "/api/v1/users", "/api/v1/admin")
+
+log = structlog.get_logger("lukhas.kernel")
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+class Kernel:
+    """Loads plugins and keeps their records; the host serves what it mounted."""
+
+    def __init__(
+        self,
+        settings: KernelSettings,
+        config: Mapping[str, Any] | None = None,
+        *,
+        env_file: str | None = ".env",
+        installed: bool = True,
+        chaos: ChaosPlan | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config or {}
+        self.env_file = env_file
+        self.installed = installed
+        self.chaos = chaos or ChaosPlan()
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.records: dict[str, PluginRecord] = {}
+        self.contexts: dict[str, PluginContext] = {}
+        self.routes: list[tuple[str, Route]] = []
+        self.middlewares: list[tuple[str, Any]] = []
+        self.ready = False
+        self._claims: dict[str, str] = {prefix: "the kernel" for prefix in KERNEL_PREFIXES}
+        self._setup_order: list[str] = []
+
+    # -- queries ---------------------------------------------------------
+
+    @property
+    def timeout_s(self) -> float:
+        return self.settings.plugin_timeout_s
+
+    def report(self) -> StartupReport:
+        return StartupReport.of(list(self.records.values()))
+
+    def owner_of(self, path: str) -> PluginRecord | None:
+        """The plugin whose prefix holds `path` (prefixes never overlap)."""
+        for prefix, owner in self._claims.items():
+            if owner in self.records and (path == prefix or path.startswith(prefix + "/")):
+                return self.records[owner]
+        return None
+
+    def implementation(self, hook: str, plugin: str) -> Callable[..., Any] | None:
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            if impl.plugin_name == plugin:
+                return impl.function
+        return None
+
+    # -- load: everything before the app exists ----------------------------
+
+    async def load(self, *, set_up: bool = True) -> None:
+        """Discover, import, register, then (if `set_up`) set up and collect routes.
+
+        Raises SettingsError only for the kernel's own settings (flags); any
+        plugin's own problem is recorded on its record instead.
+        """
+        found = discover(self.settings.extras, installed=self.installed)
+        self.records = {record.name: record for record in found}
+        pending = [r for r in found if r.state is PluginState.PENDING]
+        flags = load_flags([r.name for r in pending], self.config, self.env_file)
+        for record in found:
+            record.prefixes = [f"/api/v1/{record.name}"]
+            if record.state is not PluginState.FAILED:
+                self._claim(record, record.prefixes[0])
+            if record.state is PluginState.PENDING and not flags[record.name]:
+                record.state = PluginState.DISABLED
+                record.reason = f"{flag_name(record.name)} is false"
+        pending = [r for r in found if r.state is PluginState.PENDING]
+        await asyncio.gather(*(self._import(r) for r in pending))
+        for record in pending:
+            if record.state is PluginState.PENDING:
+                self._register(record)
+        if not set_up:
+            return
+        await self._in_dependency_order(Stage.SETUP, self._setup)
+        for name in self._setup_order:
+            self._collect_routes(self.records[name])
+
+    async def _import(self, record: PluginRecord) -> None:
+        def inject() -> None:
+            self.chaos.inject_sync(record.name, Stage.IMPORT)
+
+        try:
+            record.module_object, ms = await run_isolated(
+                record.name, self.timeout_s, lambda: import_in_thread(record.module, inject)
+            )
+            record.startup_ms[Stage.IMPORT.value] = round(ms, 3)
+        except StageError as exc:
+            record.fail(Stage.IMPORT, str(exc))
+
+    def _register(self, record: PluginRecord) -> None:
+        try:
+            self.pm.register(record.module_object, name=record.name)
+            self.pm.check_pending()
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            self._drop(record, Stage.REGISTER, describe(exc))
+            return
+        info_hook = self.implementation("lukhas_plugin_info", record.name)
+        try:
+            info = info_hook() if info_hook else None
+        except Exception as exc:
+            return self._drop(record, Stage.REGISTER, describe(exc))
+        if not isinstance(info, PluginInfo):
+            return self._drop(record, Stage.REGISTER, "lukhas_plugin_info must return a PluginInfo")
+        try:
+            compatible = PLUGIN_API_VERSION in SpecifierSet(info.api)
+        except InvalidSpecifier:
+            return self._drop(record, Stage.REGISTER, f"invalid api range {info.api!r}")
+        if not compatible:
+            return self._drop(
+                record, Stage.REGISTER,
+                f"incompatible: needs {info.api}, kernel has {PLUGIN_API_VERSION}",
+            )
+        record.version = record.version or info.version
+        record.requires = list(info.requires)
+        for prefix in info.route_prefixes:
+            if not prefix.startswith("/") or prefix.endswith("/") or "{" in prefix:
+                return self._drop(record, Stage.REGISTER, f"invalid route prefix {prefix!r}")
+            if not self._claim(record, prefix):
+                return
+            record.prefixes.append(prefix)
+        settings_model = self.implementation("lukhas_settings_model", record.name)
+        try:
+            settings = self._settings(record.name, settings_model() if settings_model else None)
+        except Exception as exc:
+            return self._drop(record, Stage.REGISTER, str(exc) if exc.args else describe(exc))
+        context = PluginContext.create(record.name, settings, self.settings)
+        context._on_change = lambda: self._apply_degraded(record, context)
+        self.contexts[record.name] = context
+
+    def _settings(self, name: str, model: type[PluginSettings] | None) -> PluginSettings | None:
+        if model is None:
+            return None
+        if not (isinstance(model, type) and issubclass(model, PluginSettings)):
+            raise TypeError("lukhas_settings_model must return a PluginSettings subclass")
+        return load_settings(model, self.config, ("plugins", name), self.env_file)
+
+    def _claim(self, record: PluginRecord, prefix: str) -> bool:
+        for claimed, owner in self._claims.items():
+            if _overlaps(prefix, claimed):
+                first = owner if owner == "the kernel" else f"plugin {owner}"
+                self._drop(record, Stage.ROUTES, f"route prefix {prefix} clashes with {claimed}, claimed by {first}")
+                return False
+        self._claims[prefix] = record.name
+        return True
+
+    def _drop(self, record: PluginRecord, stage: Stage, reason: str,
+              state: PluginState = PluginState.FAILED) -> None:
+        """Record the failure and unregister the plugin's hooks."""
+        record.fail(stage, reason, state)
+        if self.pm.has_plugin(record.name):
+            self.pm.unregister(name=record.name)
+        log.warning("plugin.failed" if state is PluginState.FAILED else "plugin.skipped",
+                    plugin=record.name, stage=stage.value, reason=record.reason)
+
+    # -- ordering ----------------------------------------------------------
+
+    async def _in_dependency_order(
+        self, stage: Stage, step: Callable[[PluginRecord, PluginContext], Awaitable[None]]
+    ) -> None:
+        """Run `step` for every pending/serving plugin once its requirements
+        have run; independent plugins run concurrently; cycles fail."""
+        eligible = {n for n, r in self.records.items()
+                    if n in self.contexts and r.state in (PluginState.PENDING, PluginState.ACTIVE)}
+        graph = {n: {d for d in self.records[n].requires if d in eligible} for n in eligible}
+        while True:
+            try:
+                graphlib.TopologicalSorter(graph).prepare()
+                break
+            except graphlib.CycleError as exc:
+                cycle: list[str] = exc.args[1]
+                for name in set(cycle):
+                    self._drop(self.records[name], stage, "dependency cycle: " + " -> ".join(cycle))
+                    graph.pop(name)
+                for deps in graph.values():
+                    deps.difference_update(cycle)
+        sorter = graphlib.TopologicalSorter(graph)
+        sorter.prepare()
+        running: dict[asyncio.Task[None], str] = {}
+        while sorter.is_active():
+            for name in sorter.get_ready():
+                task = asyncio.create_task(self._step(stage, name, step))
+                running[task] = name
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                sorter.done(running.pop(task))
+
+    async def _step(self, stage: Stage, name: str,
+                    step: Callable[[PluginRecord, PluginContext], Awaitable[None]]) -> None:
+        record = self.records[name]
+        for dependency in record.requires:
+            other = self.records.get(dependency)
+            if other is None:
+                return self._skip(record, stage, f"requires {dependency}, which is not installed")
+            ready = other.set_up if stage is Stage.SETUP else other.state.serving
+            if not ready:
+                return self._skip(record, stage, f"requires {dependency}, which is {other.state.value}")
+        await step(record, self.contexts[name])
+
+    def _skip(self, record: PluginRecord, stage: Stage, reason: str) -> None:
+        self._drop(record, stage, reason, PluginState.SKIPPED)
+
+    async def _call(self, record: PluginRecord, stage: Stage, hook: str, **kwargs: Any) -> bool:
+        """Call one plugin's hook for `stage`; on failure drop it, return False."""
+        function = self.implementation(hook, record.name)
+        try:
+            _, ms = await run_isolated(
+                record.name,
+                self.timeout_s,
+                (lambda: function(**kwargs)) if function else (lambda: None),
+                lambda: self.chaos.inject(record.name, stage),
+            )
+        except StageError as exc:
+            self._drop(record, stage, str(exc))
+            return False
+        record.startup_ms[stage.value] = round(ms, 3)
+        return True
+
+    # -- stages ------------------------------------------------------------
+
+    async def _setup(self, record: PluginRecord, context: PluginContext) -> None:
+        if await self._call(record, Stage.SETUP, "lukhas_setup", context=context):
+            record.set_up = True
+            self._setup_order.append(record.name)
+
+    def _collect_routes(self, record: PluginRecord) -> None:
+        if record.state is not PluginState.PENDING:
+            return
+        context = self.contexts[record.name]
+        try:
+            routes = self._hook_list("lukhas_routes", record.name, context, Route)
+            middlewares = self._hook_list("lukhas_middlewares", record.name, context, object)
+        except (TypeError, StageError) as exc:
+            return self._drop(record, Stage.ROUTES, str(exc))
+        mounted = {(r.method.upper(), r.path): owner for owner, r in self.routes}
+        for route in routes:
+            key = (route.method.upper(), route.path)
+            if not any(route.path == p or route.path.startswith(p + "/") for p in record.prefixes):
+                return self._drop(record, Stage.ROUTES, f"{route.operation} is outside its prefixes "
+                                  + ", ".join(record.prefixes))
+            if key in mounted:
+                return self._drop(record, Stage.ROUTES, f"{route.operation} already claimed by "
+                                  f"{'plugin ' + mounted[key] if mounted[key] != record.name else 'itself'}")
+            mounted[key] = record.name
+        self.routes.extend((record.name, route) for route in routes)
+        self.middlewares.extend((record.name, m) for m in middlewares)
+        record.routes = [route.operation for route in routes]
+        record.state = PluginState.ACTIVE
+
+    def _hook_list(self, hook: str, name: str, context: PluginContext, kind: type) -> list[Any]:
+        function = self.implementation(hook, name)
+        if function is None:
+            return []
+        try:
+            items = list(function(context=context) or [])
+        except Exception as exc:
+            raise StageError(describe(exc)) from exc
+        if not all(isinstance(item, kind) for item in items):
+            raise TypeError(f"{hook} must return a list of {kind.__name__}")
+        return items
+
+    # -- start and stop: while the app starts and shuts down ----------------
+
+    async def start(self) -> StartupReport:
+        """Run startup hooks, then health checks; log the start-up result."""
+        await self._in_dependency_order(Stage.STARTUP, self._startup)
+        await self.check_health()
+        self.ready = True
+        report = self.report()
+        log.info("lukhas.startup", **report.as_log())
+        return report
+
+    async def _startup(self, record: PluginRecord, context: PluginContext) -> None:
+        await self._call(record, Stage.STARTUP, "lukhas_startup", context=context)
+
+    async def check_health(self) -> None:
+        """Run every serving plugin's health checks; active ↔ degraded only."""
+        serving = [r for r in self.records.values() if r.state.serving]
+        await asyncio.gather(*(self._health(r) for r in serving))
+
+    async def _health(self, record: PluginRecord) -> None:
+        context = self.contexts[record.name]
+        checks: dict[str, Callable[[], Any]] = {
+            "injected": lambda: self.chaos.inject(record.name, Stage.HEALTH)
+        }
+        problems: list[str] = []
+        declared = self.implementation("lukhas_health_checks", record.name)
+        try:
+            checks.update(declared(context=context) or {} if declared else {})
+        except Exception as exc:
+            problems.append(f"lukhas_health_checks raised {describe(exc)}")
+
+        async def run(name: str, check: Callable[[], Any]) -> str | None:
+            try:
+                result, _ = await run_isolated(record.name, self.timeout_s, check)
+            except StageError as exc:
+                return f"check {name!r} failed: {exc}"
+            return f"check {name!r} failed" if result is False else None
+
+        started = asyncio.get_running_loop().time()
+        problems += [p for p in await asyncio.gather(*(run(n, c) for n, c in checks.items())) if p]
+        elapsed_ms = (asyncio.get_running_loop().time() - started) * 1000
+        record.startup_ms.setdefault(Stage.HEALTH.value, round(elapsed_ms, 3))
+        record.health_problem = "; ".join(problems) or None
+        self._apply_degraded(record, context)
+
+    def _apply_degraded(self, record: PluginRecord, context: PluginContext) -> None:
+        """Serving plugins are degraded while a health check or a fallback says so."""
+        if not record.state.serving:
+            return
+        reasons = [f"health: {record.health_problem}" if record.health_problem else "",
+                   f"fallback: {context.degraded_reason}" if context.degraded_reason else ""]
+        reason = "; ".join(r for r in reasons if r)
+        record.state = PluginState.DEGRADED if reason else PluginState.ACTIVE
+        record.stage = Stage.HEALTH if record.health_problem else None
+        record.reason = reason or None
+
+    async def stop(self) -> None:
+        """Tear plugins down in reverse set-up order, each within the timeout."""
+        for name in reversed(self._setup_order):
+            record = self.records[name]
+            function = self.implementation("lukhas_teardown", name)
+            if function is not None:
+                try:
+                    await run_isolated(name, self.timeout_s, lambda: function(context=self.contexts[name]))
+                except StageError as exc:
+                    log.warning("plugin.teardown_failed", plugin=name, reason=str(exc))
+            record.set_up = False
+        self._setup_order.clear()
+        self.ready = False
+
+    # -- request time ------------------------------------------------------
+
+    async def call_each(self, hook: str, **kwargs: Any) -> dict[str, Any]:
+        """Call `hook` on every serving plugin, concurrently and isolated.
+
+        A plugin that raises or runs past the plugin timeout is logged and left
+        out of the result; the others' results are kept.
+        """
+        impls = [i for i in getattr(self.pm.hook, hook).get_hookimpls()
+                 if i.plugin_name in self.records and self.records[i.plugin_name].state.serving]
+
+        async def one(impl: pluggy.HookImpl) -> tuple[str, Any, str | None]:
+            try:
+                result, _ = await run_isolated(
+                    impl.plugin_name, self.timeout_s, lambda: impl.function(**kwargs),
+                    lambda: self.chaos.inject(impl.plugin_name, Stage.REQUEST),
+                )
+                return impl.plugin_name, result, None
+            except StageError as exc:
+                return impl.plugin_name, None, str(exc)
+
+        results = {}
+        for name, result, problem in await asyncio.gather(*(one(i) for i in impls)):
+            if problem is None:
+                results[name] = result
+            else:
+                log.warning("plugin.hook_failed", plugin=name, hook=hook, reason=problem)
+        return results

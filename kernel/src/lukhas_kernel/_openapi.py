@@ -1,0 +1,108 @@
+"""OpenAPI 3.1 from the routes' pydantic models, and Swagger UI served locally.
+
+OpenAPI 3.1 schemas are JSON Schema 2020-12, which is what pydantic emits, so
+the models' schemas go into `components.schemas` unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from openapi_ui_bundles import swagger_ui
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from ._problems import PROBLEM_JSON, Problem
+from ._routing import Route, openapi_path, path_parameters
+
+__all__ = ["add_docs_routes", "openapi_document"]
+
+_DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Lukhas API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script src="/docs/init.js"></script></body></html>
+"""
+_DOCS_INIT = "window.ui = SwaggerUIBundle({url: '/openapi.json', dom_id: '#swagger-ui'});\n"
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+def openapi_document(mounted: list[tuple[str | None, Route]], version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for `(plugin or None for the kernel, route)` pairs."""
+    keys: list[tuple[type[BaseModel], Any]] = [(Problem, "serialization")]
+    for _, route in mounted:
+        keys += [(m, "validation") for m in (route.body, route.query) if m is not None]
+        if route.response is not None:
+            keys.append((route.response, "serialization"))
+    refs, definitions = models_json_schema(
+        list(dict.fromkeys(keys)), ref_template="#/components/schemas/{model}"
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for plugin, route in mounted:
+        operation: dict[str, Any] = {
+            "tags": [plugin or "kernel"],
+            "summary": route.summary or route.operation,
+            "operationId": f"{plugin or 'kernel'}_{route.method.lower()}_"
+            + "".join(c if c.isalnum() else "_" for c in route.path).strip("_"),
+            "responses": {},
+        }
+        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                      for name in path_parameters(route.path)]
+        if route.query is not None:
+            schema = route.query.model_json_schema()
+            required = set(schema.get("required", []))
+            parameters += [{"name": name, "in": "query", "required": name in required,
+                            "schema": prop}
+                           for name, prop in schema.get("properties", {}).items()]
+        if parameters:
+            operation["parameters"] = parameters
+        if route.body is not None:
+            operation["requestBody"] = {"required": True, "content": {
+                "application/json": {"schema": refs[(route.body, "validation")]}}}
+            operation["responses"]["400"] = _problem("malformed JSON")
+        if route.body is not None or route.query is not None:
+            operation["responses"]["422"] = _problem("validation failed")
+        success: dict[str, Any] = {"description": route.summary or "success"}
+        if route.response is not None:
+            success["content"] = {"application/json": {
+                "schema": refs[(route.response, "serialization")]}}
+        operation["responses"][str(route.status)] = success
+        for status, description in route.errors.items():
+            operation["responses"][str(status)] = _problem(description)
+        paths.setdefault(openapi_path(route.path), {})[route.method.lower()] = operation
+    tags = sorted({plugin or "kernel" for plugin, _ in mounted})
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Lukhas", "version": version},
+        "tags": [{"name": tag} for tag in tags],
+        "paths": paths,
+        "components": {"schemas": definitions.get("$defs", {})},
+    }
+
+
+def add_docs_routes(app: web.Application, mounted: list[tuple[str | None, Route]]) -> None:
+    """Mount `/openapi.json`, `/docs` and the Swagger UI assets (no CDN)."""
+    from . import __version__
+
+    document = json.dumps(openapi_document(mounted, __version__))
+
+    async def spec(request: web.Request) -> web.Response:
+        return web.Response(text=document, content_type="application/json")
+
+    async def docs(request: web.Request) -> web.Response:
+        return web.Response(text=_DOCS_HTML, content_type="text/html")
+
+    async def init(request: web.Request) -> web.Response:
+        return web.Response(text=_DOCS_INIT, content_type="application/javascript")
+
+    app.router.add_get("/openapi.json", spec)
+    app.router.add_get("/docs", docs)
+    app.router.add_get("/docs/init.js", init)
+    app.router.add_static("/docs/static", swagger_ui.static_path)

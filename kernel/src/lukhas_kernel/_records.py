@@ -1,0 +1,131 @@
+"""What the kernel knows about each plugin: its state and why."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class PluginState(str, enum.Enum):
+    """The state a plugin ends start-up in (CONTRACT §3)."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    DEGRADED = "degraded"
+    DISABLED = "disabled"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def serving(self) -> bool:
+        return self in (PluginState.ACTIVE, PluginState.DEGRADED)
+
+
+class Stage(str, enum.Enum):
+    """Lifecycle stages, in order; a failure names the one it happened in."""
+
+    DISCOVERY = "discovery"
+    IMPORT = "import"
+    REGISTER = "register"
+    SETUP = "setup"
+    ROUTES = "routes"
+    STARTUP = "startup"
+    HEALTH = "health"
+    REQUEST = "request"
+
+
+@dataclass
+class PluginRecord:
+    """One discovered plugin. `reason` is set whenever state is not active."""
+
+    name: str
+    module: str
+    distribution: str | None
+    version: str | None
+    state: PluginState = PluginState.PENDING
+    stage: Stage | None = None
+    reason: str | None = None
+    requires: list[str] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    routes: list[str] = field(default_factory=list)
+    startup_ms: dict[str, float] = field(default_factory=dict)
+    module_object: ModuleType | None = field(default=None, repr=False)
+    # True once setup returned, so teardown is owed even if a later stage fails.
+    set_up: bool = False
+    health_problem: str | None = None
+
+    def fail(self, stage: Stage, reason: str, state: PluginState = PluginState.FAILED) -> None:
+        self.state = state
+        self.stage = stage
+        self.reason = f"{stage.value}: {reason}"
+
+    @property
+    def total_startup_ms(self) -> float:
+        return round(sum(self.startup_ms.values()), 3)
+
+
+class PluginView(BaseModel):
+    """A plugin as `/api/v1/plugins` and `lukhas doctor` show it."""
+
+    name: str
+    version: str | None
+    distribution: str | None
+    state: PluginState
+    stage: Stage | None
+    reason: str | None
+    requires: list[str]
+    startup_ms: float
+    stages_ms: dict[str, float]
+    routes: list[str]
+
+    @classmethod
+    def of(cls, record: PluginRecord) -> "PluginView":
+        return cls(
+            name=record.name,
+            version=record.version,
+            distribution=record.distribution,
+            state=record.state,
+            stage=record.stage,
+            reason=record.reason,
+            requires=record.requires,
+            startup_ms=record.total_startup_ms,
+            stages_ms=record.startup_ms,
+            routes=record.routes,
+        )
+
+
+class StartupReport(BaseModel):
+    """The start-up result of CONTRACT §3, logged once as `lukhas.startup`."""
+
+    status: str
+    initialized_systems: list[str]
+    disabled: list[str]
+    failed: dict[str, str]
+
+    @classmethod
+    def of(cls, records: list[PluginRecord]) -> "StartupReport":
+        enabled = [r for r in records if r.state is not PluginState.DISABLED]
+        serving = [r.name for r in enabled if r.state.serving]
+        if enabled and not serving:
+            status = "failed"
+        elif any(r.state is not PluginState.ACTIVE for r in enabled):
+            status = "partial"
+        else:
+            status = "ok"
+        return cls(
+            status=status,
+            initialized_systems=serving,
+            disabled=[r.name for r in records if r.state is PluginState.DISABLED],
+            failed={
+                r.name: r.reason or ""
+                for r in enabled
+                if r.state in (PluginState.FAILED, PluginState.SKIPPED)
+            },
+        )
+
+    def as_log(self) -> dict[str, Any]:
+        return self.model_dump()

@@ -1,0 +1,124 @@
+"""Routes as plugins declare them, and the handler wrapper that enforces them.
+
+The wrapper is the single place where request bodies and queries are parsed
+and validated, so every route answers 400/422 the same way and every route's
+models are known to the OpenAPI generator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from ._problems import ProblemError, validation_problem
+
+__all__ = ["Route", "wrap_handler", "path_parameters"]
+
+Handler = Callable[..., Awaitable[Any]]
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One HTTP operation.
+
+    The handler is called as ``handler(request, body=..., query=...)``, each
+    keyword present only when the matching model is declared, already
+    validated. It returns a pydantic model or dict (sent as JSON with
+    `status`), None (sent as an empty `status` response, e.g. 204), or any
+    aiohttp response.
+    """
+
+    method: str
+    path: str
+    handler: Handler
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    summary: str = ""
+    # Other documented answers, e.g. {404: "no such dream"}.
+    errors: dict[int, str] = field(default_factory=dict)
+    public: bool = False
+
+    @property
+    def operation(self) -> str:
+        return f"{self.method.upper()} {self.path}"
+
+
+def path_parameters(path: str) -> list[str]:
+    return _PARAM.findall(path)
+
+
+def openapi_path(path: str) -> str:
+    """`/x/{id:\\d+}` → `/x/{id}`."""
+    return _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
+
+
+def _serialise(result: Any, status: int) -> web.StreamResponse:
+    if isinstance(result, web.StreamResponse):
+        return result
+    if result is None:
+        return web.Response(status=status)
+    if isinstance(result, BaseModel):
+        return web.Response(
+            status=status, text=result.model_dump_json(), content_type="application/json"
+        )
+    return web.json_response(result, status=status)
+
+
+def wrap_handler(
+    route: Route,
+    timeout_s: float,
+    plugin: str | None = None,
+    before: Callable[[], Awaitable[Any]] | None = None,
+) -> Handler:
+    """Validate input, call the handler within `timeout_s`, serialise the result.
+
+    `plugin` is bound into structlog's context for the request; `before` runs
+    first inside the timeout (chaos injection at the request stage).
+    """
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if plugin is None:
+            return await validated(request)
+        with structlog.contextvars.bound_contextvars(plugin=plugin):
+            return await validated(request)
+
+    async def validated(request: web.Request) -> web.StreamResponse:
+        kwargs: dict[str, Any] = {}
+        if route.query is not None:
+            try:
+                kwargs["query"] = route.query.model_validate(dict(request.query))
+            except ValidationError as exc:
+                raise validation_problem(exc, "query") from None
+        if route.body is not None:
+            raw = await request.read()
+            try:
+                kwargs["body"] = route.body.model_validate_json(raw or b"null")
+            except ValidationError as exc:
+                if any(e["type"] == "json_invalid" for e in exc.errors()):
+                    raise ProblemError(400, "the request body is not valid JSON") from None
+                raise validation_problem(exc, "body") from None
+        deadline = asyncio.timeout(timeout_s)
+        try:
+            async with deadline:
+                if before is not None:
+                    await before()
+                result = await route.handler(request, **kwargs)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise ProblemError(
+                503, f"{route.operation} did not answer within {timeout_s:g}s"
+            ) from None
+        return _serialise(result, route.status)
+
+    handle.__name__ = getattr(route.handler, "__name__", "handler")
+    return handle

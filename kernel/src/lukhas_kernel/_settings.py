@@ -1,0 +1,195 @@
+"""Kernel settings, plugin flags and the TOML config file.
+
+Every settings model reads, in order of precedence: explicit keyword
+arguments (tests), the environment, `.env`, the TOML file named by
+`LUKHAS_CONFIG`, then its defaults. The TOML table a model reads is handed to
+pydantic-settings through a context variable, so plugin settings classes stay
+plain subclasses of :class:`PluginSettings` with no kernel plumbing in them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Iterator, Literal, Mapping, TypeVar
+
+from pydantic import Field, ValidationError, create_model, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+__all__ = [
+    "KernelSettings",
+    "PluginSettings",
+    "SettingsError",
+    "load_config_file",
+    "load_flags",
+    "load_settings",
+    "flag_name",
+]
+
+# The TOML values for the model being loaded right now (one table of the file).
+_toml_values: ContextVar[Mapping[str, Any]] = ContextVar("lukhas_toml_values", default={})
+
+SettingsT = TypeVar("SettingsT", bound="PluginSettings")
+
+
+class SettingsError(Exception):
+    """A setting has a value that cannot be used; the message is one line."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"invalid setting {variable}: {reason}")
+        self.variable = variable
+        self.reason = reason
+
+
+class PluginSettings(BaseSettings):
+    """Base class for every Lukhas settings model, the kernel's and plugins'.
+
+    A plugin subclasses it, names its environment prefix, and receives its
+    `[plugins.NAME]` table of the config file as the lowest-precedence source.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_settings = InitSettingsSource(settings_cls, dict(_toml_values.get()))
+        return (init_settings, env_settings, dotenv_settings, toml_settings)
+
+
+class KernelSettings(PluginSettings):
+    """Settings of the kernel itself (CONTRACT §2); TOML table `[kernel]`."""
+
+    model_config = SettingsConfigDict(env_prefix="LUKHAS_")
+
+    config: Path | None = None
+    data_dir: Path = Path(".lukhas")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    plugin_timeout_s: float = Field(5.0, gt=0, le=3600)
+    request_timeout_s: float = Field(30.0, gt=0, le=3600)
+    health_interval_s: float = Field(30.0, gt=0)
+    required_plugins: str = ""
+    extra_plugins: str = ""
+    max_body_bytes: int = Field(1024 * 1024, ge=1)
+    log_format: Literal["console", "json"] | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    chaos_enabled: bool = False
+    chaos: str = ""
+
+    @field_validator("required_plugins", "extra_plugins", "chaos")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @property
+    def required(self) -> list[str]:
+        return [name.strip() for name in self.required_plugins.split(",") if name.strip()]
+
+    @property
+    def extras(self) -> list[str]:
+        return [spec.strip() for spec in self.extra_plugins.split(",") if spec.strip()]
+
+
+def flag_name(plugin: str) -> str:
+    """The environment variable that enables or disables a plugin."""
+    return plugin.upper().replace("-", "_") + "_ENABLED"
+
+
+@contextmanager
+def _reading_table(values: Mapping[str, Any]) -> Iterator[None]:
+    token = _toml_values.set(values)
+    try:
+        yield
+    finally:
+        _toml_values.reset(token)
+
+
+def load_config_file(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read the TOML file named by `LUKHAS_CONFIG` (empty when unset)."""
+    environ = os.environ if environ is None else environ
+    path = environ.get("LUKHAS_CONFIG", "").strip()
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise SettingsError("LUKHAS_CONFIG", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError("LUKHAS_CONFIG", f"{path} is not valid TOML: {exc}") from None
+
+
+def _first_error(exc: ValidationError, variable_for: Any) -> SettingsError:
+    error = exc.errors(include_url=False)[0]
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    value = error.get("input")
+    shown = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) else ""
+    return SettingsError(variable_for(field), f"{error['msg']}{shown}")
+
+
+def _table(config: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
+    table: Any = config
+    for key in keys:
+        table = table.get(key, {}) if isinstance(table, Mapping) else {}
+    return table if isinstance(table, Mapping) else {}
+
+
+def load_settings(
+    model: type[SettingsT],
+    config: Mapping[str, Any],
+    table: tuple[str, ...],
+    env_file: str | None = ".env",
+    **overrides: Any,
+) -> SettingsT:
+    """Build `model` from overrides, environment, `.env` and `config[table]`.
+
+    Raises :class:`SettingsError` naming the environment variable at fault.
+    """
+    prefix = str(model.model_config.get("env_prefix", ""))
+    with _reading_table(_table(config, *table)):
+        try:
+            return model(_env_file=env_file, **overrides)
+        except ValidationError as exc:
+            raise _first_error(exc, lambda field: (prefix + field).upper()) from None
+
+
+def load_kernel_settings(
+    config: Mapping[str, Any] | None = None, env_file: str | None = ".env", **overrides: Any
+) -> KernelSettings:
+    """The kernel's settings; reads the config file itself unless given."""
+    config = load_config_file() if config is None else config
+    return load_settings(KernelSettings, config, ("kernel",), env_file, **overrides)
+
+
+def load_flags(
+    plugins: list[str], config: Mapping[str, Any], env_file: str | None = ".env"
+) -> dict[str, bool]:
+    """Parse `<NAME>_ENABLED` for each plugin name; TOML `[plugins.NAME] enabled`."""
+    fields: dict[str, Any] = {flag_name(name): (bool, True) for name in plugins}
+    model = create_model("PluginFlags", __base__=PluginSettings, **fields)
+    from_toml = {
+        flag_name(name): _table(config, "plugins", name)["enabled"]
+        for name in plugins
+        if "enabled" in _table(config, "plugins", name)
+    }
+    with _reading_table(from_toml):
+        try:
+            flags = model(_env_file=env_file)
+        except ValidationError as exc:
+            raise _first_error(exc, str) from None
+    return {name: getattr(flags, flag_name(name)) for name in plugins}

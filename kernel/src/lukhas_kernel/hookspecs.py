@@ -1,0 +1,103 @@
+"""The Lukhas plugin API: every hook a plugin may implement, one function each.
+
+A plugin is a module registered in the entry-point group ``lukhas.plugins``.
+It implements any of these hooks with ``@lukhas_kernel.hookimpl``; only
+`lukhas_plugin_info` is required. Each call is made for one plugin at a time,
+isolated: an exception or a call running past ``LUKHAS_PLUGIN_TIMEOUT_S``
+fails (or, at request time, drops) that plugin alone.
+
+Plugin-API version: :data:`lukhas_kernel.PLUGIN_API_VERSION`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    from aiohttp import web
+
+    from ._context import HealthCheck, PluginContext, PluginInfo
+    from ._routing import Route
+    from ._settings import PluginSettings
+
+PROJECT = "lukhas"
+hookspec = pluggy.HookspecMarker(PROJECT)
+
+
+@hookspec(firstresult=True)
+def lukhas_plugin_info() -> PluginInfo:
+    """Describe the plugin: API range, version, requirements, route prefixes.
+
+    Called once after import. A range that excludes the kernel's plugin-API
+    version fails the plugin with ``incompatible: needs X, kernel has Y``.
+    """
+
+
+@hookspec(firstresult=True)
+def lukhas_settings_model() -> type[PluginSettings]:
+    """Return the plugin's settings model, a :class:`PluginSettings` subclass.
+
+    It is loaded from the environment (the model's own ``env_prefix``), ``.env``
+    and the ``[plugins.NAME]`` table of the ``LUKHAS_CONFIG`` file; invalid
+    values fail the plugin at the register stage, naming the variable.
+    """
+
+
+@hookspec
+async def lukhas_setup(context: PluginContext) -> None:
+    """Create the plugin's resources (stores, engines) in `context.state`.
+
+    Runs after every plugin this one requires is set up, concurrently with
+    unrelated plugins, within the plugin timeout.
+    """
+
+
+@hookspec
+def lukhas_routes(context: PluginContext) -> list[Route]:
+    """Declare HTTP routes, each with its pydantic request and response models.
+
+    Paths must lie under ``/api/v1/<name>`` or a declared route prefix; a path
+    another plugin already claimed fails this plugin, naming the first.
+    """
+
+
+@hookspec
+def lukhas_middlewares(context: PluginContext) -> list[web.Middleware]:
+    """Return aiohttp middlewares wrapped around every request of the host.
+
+    They run outside the kernel's routing, see every final response (errors
+    included, already as problem+json) and are bypassed while the plugin is
+    not active.
+    """
+
+
+@hookspec
+async def lukhas_startup(context: PluginContext) -> None:
+    """Start background work once the host is about to serve (e.g. resume jobs)."""
+
+
+@hookspec
+def lukhas_health_checks(context: PluginContext) -> Mapping[str, HealthCheck]:
+    """Name async checks; one that raises, returns False or times out degrades the plugin."""
+
+
+@hookspec
+async def lukhas_teardown(context: PluginContext) -> None:
+    """Release resources; called in reverse set-up order at shutdown, with a timeout."""
+
+
+@hookspec
+async def lukhas_profile_fields(user: Mapping[str, Any], options: Mapping[str, str]) -> Mapping[str, Any]:
+    """Contribute fields to a user's profile (``GET /api/v1/users/{id}``).
+
+    `options` are the request's query parameters (e.g. ``include_drift``).
+    A contributor that raises or hangs is logged and its fields dropped.
+    """
+
+
+@hookspec
+def lukhas_cli_commands() -> list[click.Command]:
+    """Return click commands added to the ``lukhas`` CLI (e.g. a ``glyphs`` group)."""

@@ -1,0 +1,51 @@
+"""pytest fixtures for integrators: a real host, in-process, with chosen plugins.
+
+Registered through the `pytest11` entry point, so installing lukhas-kernel
+makes them available::
+
+    async def test_my_plugin(lukhas_host):
+        client = await lukhas_host(["my_plugin.plugin"], chaos="other:setup:raise")
+        assert (await client.get("/api/v1/my_plugin/hello")).status == 200
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Iterable
+
+import pytest
+
+from ._bootstrap import create_app
+from ._settings import load_kernel_settings
+
+__all__ = ["lukhas_host"]
+
+
+@pytest.fixture
+def lukhas_host(aiohttp_client: Any, tmp_path: Any) -> Callable[..., Awaitable[Any]]:
+    """Start a host and return an aiohttp test client for it.
+
+    Call it with the plugin modules to load (``LUKHAS_EXTRA_PLUGINS`` items),
+    optionally ``chaos=`` (a ``LUKHAS_CHAOS`` value, chaos enabled),
+    ``installed=True`` to also discover installed plugins, ``config=`` (the
+    parsed TOML) and any kernel setting as a keyword (``plugin_timeout_s=1``).
+    The environment still applies to plugin flags and settings; ``.env`` is
+    not read. The kernel is ``client.app[lukhas_kernel.testing.KERNEL_KEY]``.
+    """
+
+    async def start(
+        plugins: Iterable[str] = (),
+        *,
+        chaos: str = "",
+        installed: bool = False,
+        config: dict[str, Any] | None = None,
+        **settings: Any,
+    ) -> Any:
+        settings.setdefault("data_dir", tmp_path / "data")
+        kernel_settings = load_kernel_settings(
+            config or {}, None,
+            extra_plugins=",".join(plugins), chaos=chaos, chaos_enabled=bool(chaos), **settings,
+        )
+        app = await create_app(kernel_settings, config or {}, env_file=None, installed=installed)
+        return await aiohttp_client(app)
+
+    return start
