@@ -67,7 +67,9 @@ class Kernel:
         self.middlewares: list[tuple[str, Any]] = []
         self.ready = False
         self._claims: dict[str, str] = {prefix: "the kernel" for prefix in KERNEL_PREFIXES}
-        self._setup_order: list[str] = []
+        # Plugins whose setup returned, in that order, with their teardown hook
+        # captured then: a plugin dropped later is unregistered but still owed it.
+        self._teardowns: dict[str, Callable[..., Any] | None] = {}
 
     # -- queries ---------------------------------------------------------
 
@@ -118,7 +120,7 @@ class Kernel:
         if not set_up:
             return
         await self._in_dependency_order(Stage.SETUP, self._setup)
-        for name in self._setup_order:
+        for name in list(self._teardowns):
             self._collect_routes(self.records[name])
 
     async def _import(self, record: PluginRecord) -> None:
@@ -266,7 +268,7 @@ class Kernel:
     async def _setup(self, record: PluginRecord, context: PluginContext) -> None:
         if await self._call(record, Stage.SETUP, "lukhas_setup", context=context):
             record.set_up = True
-            self._setup_order.append(record.name)
+            self._teardowns[record.name] = self.implementation("lukhas_teardown", record.name)
 
     def _collect_routes(self, record: PluginRecord) -> None:
         if record.state is not PluginState.PENDING:
@@ -362,16 +364,15 @@ class Kernel:
 
     async def stop(self) -> None:
         """Tear plugins down in reverse set-up order, each within the timeout."""
-        for name in reversed(self._setup_order):
-            record = self.records[name]
-            function = self.implementation("lukhas_teardown", name)
+        for name, function in reversed(self._teardowns.items()):
             if function is not None:
+                context = self.contexts[name]
                 try:
-                    await run_isolated(name, self.timeout_s, lambda: function(context=self.contexts[name]))
+                    await run_isolated(name, self.timeout_s, lambda: function(context=context))
                 except StageError as exc:
                     log.warning("plugin.teardown_failed", plugin=name, reason=str(exc))
-            record.set_up = False
-        self._setup_order.clear()
+            self.records[name].set_up = False
+        self._teardowns.clear()
         self.ready = False
 
     # -- request time ------------------------------------------------------

@@ -101,7 +101,7 @@ def wrap_handler(
         if route.body is not None:
             raw = await request.read()
             try:
-                kwargs["body"] = route.body.model_validate_json(raw or b"null")
+                kwargs["body"] = route.body.model_validate_json(raw)
             except ValidationError as exc:
                 if any(e["type"] == "json_invalid" for e in exc.errors()):
                     raise ProblemError(400, "the request body is not valid JSON") from None

@@ -25,7 +25,7 @@ def lukhas_host(aiohttp_client: Any, tmp_path: Any) -> Callable[..., Awaitable[A
     """Start a host and return an aiohttp test client for it.
 
     Call it with the plugin modules to load (``LUKHAS_EXTRA_PLUGINS`` items),
-    optionally ``chaos=`` (a ``LUKHAS_CHAOS`` value, chaos enabled),
+    optionally ``chaos=`` (a ``LUKHAS_CHAOS`` value; chaos is enabled with it),
     ``installed=True`` to also discover installed plugins, ``config=`` (the
     parsed TOML) and any kernel setting as a keyword (``plugin_timeout_s=1``).
     The environment still applies to plugin flags and settings; ``.env`` is
@@ -41,9 +41,9 @@ def lukhas_host(aiohttp_client: Any, tmp_path: Any) -> Callable[..., Awaitable[A
         **settings: Any,
     ) -> Any:
         settings.setdefault("data_dir", tmp_path / "data")
+        settings.setdefault("chaos_enabled", bool(chaos))
         kernel_settings = load_kernel_settings(
-            config or {}, None,
-            extra_plugins=",".join(plugins), chaos=chaos, chaos_enabled=bool(chaos), **settings,
+            config or {}, None, extra_plugins=",".join(plugins), chaos=chaos, **settings
         )
         app = await create_app(kernel_settings, config or {}, env_file=None, installed=installed)
         return await aiohttp_client(app)

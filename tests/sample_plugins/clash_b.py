@@ -1,0 +1,9 @@
+"""Claims the /api/v1/shared prefix second: fails, naming clash_a."""
+
+from lukhas_kernel import PluginInfo, hookimpl
+from sample_plugins._kit import lukhas_routes  # noqa: F401
+
+
+@hookimpl
+def lukhas_plugin_info() -> PluginInfo:
+    return PluginInfo(route_prefixes=("/api/v1/shared",))

@@ -1,0 +1,9 @@
+"""Requires cycle_a, which requires it back."""
+
+from lukhas_kernel import PluginInfo, hookimpl
+from sample_plugins._kit import lukhas_routes  # noqa: F401
+
+
+@hookimpl
+def lukhas_plugin_info() -> PluginInfo:
+    return PluginInfo(requires=("cycle_a",))

@@ -1,0 +1,9 @@
+"""Reports a fallback in use: degraded, still serving."""
+
+from lukhas_kernel import hookimpl
+from sample_plugins._kit import lukhas_plugin_info, lukhas_routes  # noqa: F401
+
+
+@hookimpl
+async def lukhas_setup(context) -> None:
+    context.set_degraded("process pool unavailable, running sequentially")

@@ -1,0 +1,9 @@
+"""Declares a route on a kernel path: fails, naming the kernel."""
+
+from lukhas_kernel import PluginInfo, hookimpl
+from sample_plugins._kit import lukhas_routes  # noqa: F401
+
+
+@hookimpl
+def lukhas_plugin_info() -> PluginInfo:
+    return PluginInfo(route_prefixes=("/api/v1/admin",))

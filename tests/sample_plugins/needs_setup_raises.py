@@ -1,0 +1,9 @@
+"""Requires setup_raises, which fails: skipped."""
+
+from lukhas_kernel import PluginInfo, hookimpl
+from sample_plugins._kit import lukhas_routes  # noqa: F401
+
+
+@hookimpl
+def lukhas_plugin_info() -> PluginInfo:
+    return PluginInfo(requires=("setup_raises",))

@@ -1,0 +1,11 @@
+"""Setup never finishes."""
+
+import asyncio
+
+from lukhas_kernel import hookimpl
+from sample_plugins._kit import lukhas_plugin_info, lukhas_routes  # noqa: F401
+
+
+@hookimpl
+async def lukhas_setup(context) -> None:
+    await asyncio.sleep(3600)
