@@ -244,3 +244,28 @@ async def test_teardown_in_reverse_setup_order(lukhas_host):
     client = await lukhas_host(["sample_plugins.healthy"])
     await client.close()
     assert healthy.events == ["setup", "startup", "teardown"]
+
+
+async def test_health_is_rechecked_while_serving(lukhas_host):
+    import asyncio
+
+    from sample_plugins import flaky_health
+
+    flaky_health.healthy["now"] = False
+    client = await lukhas_host(["sample_plugins.flaky_health"], health_interval_s=0.05)
+    item = (await plugin_states(client))["flaky_health"]
+    assert (item["state"], item["reason"]) == ("degraded", "health: check 'upstream' failed")
+    flaky_health.healthy["now"] = True
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if (await plugin_states(client))["flaky_health"]["state"] == "active":
+            break
+    item = (await plugin_states(client))["flaky_health"]
+    assert (item["state"], item["reason"]) == ("active", None)
+
+
+async def test_duplicate_plugin_name_fails_the_second(lukhas_host):
+    client = await lukhas_host(["healthy=sample_plugins.healthy", "healthy=sample_plugins.fallback"])
+    items = (await (await client.get("/api/v1/plugins")).json())["items"]
+    assert [(i["name"], i["state"]) for i in items] == [("healthy", "active"), ("healthy#1", "failed")]
+    assert items[1]["reason"] == "discovery: duplicate plugin name, already provided by LUKHAS_EXTRA_PLUGINS"

@@ -92,3 +92,19 @@ def lukhas_routes(context) -> list[Route]:
 @hookimpl
 async def lukhas_profile_fields(user, options):
     return {"greeting": f"hello {user['username']}"}
+
+
+@hookimpl
+def lukhas_cli_commands():
+    import click
+
+    @click.group("healthy")
+    def group() -> None:
+        """Commands of the healthy sample plugin."""
+
+    @group.command()
+    @click.argument("text")
+    def shout(text: str) -> None:
+        click.echo(text.upper())
+
+    return [group]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 from typing import Any, NoReturn
@@ -80,11 +81,21 @@ def serve(host: str | None, port: int | None) -> None:
     try:
         sock = socket.create_server((settings.host, settings.port), reuse_port=False)
     except OSError as exc:
-        _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}", 1)
-    log = structlog.get_logger("lukhas.host")
-    log.info("lukhas.listening", url=f"http://{settings.host}:{sock.getsockname()[1]}")
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        _fail(f"cannot listen on {settings.host}:{settings.port}: {reason}", 1)
+    url = f"http://{settings.host}:{sock.getsockname()[1]}"
+
+    async def app() -> web.Application:
+        application = await create_app(settings, config)
+
+        async def announce(_: web.Application) -> None:
+            structlog.get_logger("lukhas.host").info("lukhas.listening", url=url)
+
+        application.on_startup.append(announce)
+        return application
+
     try:
-        web.run_app(create_app(settings, config), sock=sock, print=None, access_log=None)
+        web.run_app(app(), sock=sock, print=None, access_log=None)
     except SettingsError as exc:
         _fail(str(exc), 2)
 

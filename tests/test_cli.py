@@ -1,0 +1,167 @@
+"""The `lukhas` CLI and start-up settings errors, as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+
+
+def lukhas(*args: str, env: dict[str, str] | None = None, cwd: Path, timeout: float = 60):
+    """Run `python -m lukhas_kernel ARGS` with a clean Lukhas environment."""
+    base = {k: v for k, v in os.environ.items()
+            if not (k.startswith("LUKHAS_") or k.endswith("_ENABLED"))}
+    base["PYTHONPATH"] = str(TESTS)
+    return subprocess.run([sys.executable, "-m", "lukhas_kernel", *args], cwd=cwd,
+                          env={**base, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"HEALTHY_ENABLED": "maybe"}, "HEALTHY_ENABLED"),
+        ({"LUKHAS_PORT": "-1"}, "LUKHAS_PORT"),
+        ({"LUKHAS_PLUGIN_TIMEOUT_S": "soon"}, "LUKHAS_PLUGIN_TIMEOUT_S"),
+        ({"LUKHAS_LOG_FORMAT": "xml"}, "LUKHAS_LOG_FORMAT"),
+        ({"LUKHAS_CHAOS_ENABLED": "true", "LUKHAS_CHAOS": "healthy:nap:raise"}, "LUKHAS_CHAOS"),
+        ({"LUKHAS_CONFIG": "missing.toml"}, "LUKHAS_CONFIG"),
+    ],
+)
+@pytest.mark.parametrize("command", [["serve"], ["doctor"]])
+def test_bad_setting_exits_2_with_one_line(tmp_path, env, variable, command):
+    result = lukhas(*command, cwd=tmp_path,
+                    env={"LUKHAS_EXTRA_PLUGINS": "sample_plugins.healthy", **env})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"lukhas: invalid setting {variable}: ")
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_bad_value_in_config_file_and_dotenv(tmp_path):
+    (tmp_path / "lukhas.toml").write_text("[kernel]\nport = 'eighty'\n")
+    result = lukhas("doctor", cwd=tmp_path, env={"LUKHAS_CONFIG": "lukhas.toml"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("lukhas: invalid setting LUKHAS_PORT:")
+    (tmp_path / ".env").write_text("HEALTHY_ENABLED=perhaps\n")
+    result = lukhas("doctor", cwd=tmp_path, env={"LUKHAS_EXTRA_PLUGINS": "sample_plugins.healthy"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("lukhas: invalid setting HEALTHY_ENABLED:")
+
+
+def test_plugins_list_table_and_json(tmp_path):
+    env = {"LUKHAS_EXTRA_PLUGINS": "sample_plugins.healthy,sample_plugins.import_raises",
+           "IMPORT_RAISES_ENABLED": "false"}
+    table = lukhas("plugins", "list", cwd=tmp_path, env=env)
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == ["NAME", "DISTRIBUTION", "VERSION", "ENABLED", "MODULE"]
+    assert rows[0].split()[0] == "healthy" and rows[0].split()[3] == "True"
+    assert rows[1].split()[0] == "import_raises" and rows[1].split()[3] == "False"
+
+    listing = json.loads(lukhas("plugins", "list", "--json", cwd=tmp_path, env=env).stdout)
+    assert listing["count"] == 2
+    assert listing["items"][0]["module"] == "sample_plugins.healthy"
+    assert listing["items"][1]["flag"] == "IMPORT_RAISES_ENABLED"
+
+
+def test_doctor_reports_every_state_and_gates_on_required(tmp_path):
+    env = {"LUKHAS_EXTRA_PLUGINS": "sample_plugins.healthy,sample_plugins.setup_raises,"
+                                   "sample_plugins.import_hangs",
+           "LUKHAS_PLUGIN_TIMEOUT_S": "0.5", "LUKHAS_LOG_FORMAT": "json"}
+    ok = lukhas("doctor", cwd=tmp_path, env={**env, "LUKHAS_REQUIRED_PLUGINS": "healthy"})
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    states = {p["name"]: (p["state"], p["reason"]) for p in report["plugins"]}
+    assert states == {
+        "healthy": ("active", None),
+        "import_hangs": ("failed", "import: timed out after 0.5s"),
+        "setup_raises": ("failed", "setup: ConnectionError: database refused the connection"),
+    }
+    assert report["status"] == "partial"
+    # Events a plugin emits carry its name; the start-up result is one event.
+    events = [json.loads(line) for line in ok.stderr.splitlines()]
+    assert {"event": "healthy.setup_done", "plugin": "healthy"}.items() <= next(
+        e for e in events if e["event"] == "healthy.setup_done").items()
+    [startup] = [e for e in events if e["event"] == "lukhas.startup"]
+    assert startup["failed"]["setup_raises"].startswith("setup: ")
+
+    gated = lukhas("doctor", cwd=tmp_path, env={**env, "LUKHAS_REQUIRED_PLUGINS": "healthy,setup_raises"})
+    assert gated.returncode == 1
+    assert json.loads(gated.stdout)["missing_required"] == ["setup_raises"]
+
+
+def test_serve_partial_startup_with_a_hanging_import(tmp_path):
+    """A real host with a plugin whose import sleeps 60 s is ready within the timeout."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUKHAS_")}
+    env.update(PYTHONPATH=str(TESTS), LUKHAS_PORT=str(port), LUKHAS_LOG_FORMAT="json",
+               LUKHAS_PLUGIN_TIMEOUT_S="1", LUKHAS_DATA_DIR=str(tmp_path / "data"),
+               LUKHAS_EXTRA_PLUGINS="sample_plugins.import_hangs,sample_plugins.healthy",
+               LUKHAS_REQUIRED_PLUGINS="healthy")
+    process = subprocess.Popen([sys.executable, "-m", "lukhas_kernel", "serve"], cwd=tmp_path,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        started, status = time.monotonic(), None
+        while time.monotonic() - started < 30 and status != 200:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as reply:
+                    status = reply.status
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.05)
+        assert status == 200, "host was not ready within 30 s (the import sleeps 60 s)"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/healthy/greet", timeout=5) as reply:
+            assert json.loads(reply.read()) == {"message": "hello, world"}
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/import_hangs/ping", timeout=5)
+        assert failed.value.code == 503
+        assert json.loads(failed.value.read())["detail"] == (
+            "import_hangs subsystem failed: import: timed out after 1s")
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0
+
+
+def test_serve_port_taken_exits_1_with_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = lukhas("serve", cwd=tmp_path, env={"LUKHAS_PORT": str(port)})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"lukhas: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_plugin_cli_commands_are_added(tmp_path):
+    result = lukhas("healthy", "shout", "hi", cwd=tmp_path,
+                    env={"LUKHAS_EXTRA_PLUGINS": "sample_plugins.healthy"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "HI"
+    disabled = lukhas("healthy", "shout", "hi", cwd=tmp_path,
+                      env={"LUKHAS_EXTRA_PLUGINS": "sample_plugins.healthy", "HEALTHY_ENABLED": "0"})
+    assert disabled.returncode == 2
+    assert "No such command 'healthy'" in disabled.stderr
