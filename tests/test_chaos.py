@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import structlog
 from conftest import plugin_states, problem
-
 from lukhas_kernel._chaos import ChaosPlan
 
 PLUGINS = ["sample_plugins.healthy", "sample_plugins.fallback"]

@@ -7,7 +7,6 @@ import time
 import pytest
 import structlog
 from conftest import plugin_states, problem
-
 from sample_plugins import healthy, startup_raises
 
 FAST = {"plugin_timeout_s": 0.5}
@@ -52,13 +51,15 @@ async def test_disabled_plugin_is_never_imported_and_answers_403(lukhas_host, mo
 
 
 async def test_flag_from_config_file_table(lukhas_host):
-    client = await lukhas_host(["sample_plugins.healthy"], config={"plugins": {"healthy": {"enabled": False}}})
+    config = {"plugins": {"healthy": {"enabled": False}}}
+    client = await lukhas_host(["sample_plugins.healthy"], config=config)
     assert (await plugin_states(client))["healthy"]["state"] == "disabled"
 
 
 async def test_environment_flag_wins_over_config_file(lukhas_host, monkeypatch):
     monkeypatch.setenv("HEALTHY_ENABLED", "1")
-    client = await lukhas_host(["sample_plugins.healthy"], config={"plugins": {"healthy": {"enabled": False}}})
+    config = {"plugins": {"healthy": {"enabled": False}}}
+    client = await lukhas_host(["sample_plugins.healthy"], config=config)
     assert (await plugin_states(client))["healthy"]["state"] == "active"
 
 

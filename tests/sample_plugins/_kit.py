@@ -7,9 +7,8 @@ attribute), so each broken sample states only what is broken about it.
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel
-
 from lukhas_kernel import PluginInfo, Route, hookimpl
+from pydantic import BaseModel
 
 
 class Pong(BaseModel):

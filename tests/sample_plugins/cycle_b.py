@@ -1,6 +1,7 @@
 """Requires cycle_a, which requires it back."""
 
 from lukhas_kernel import PluginInfo, hookimpl
+
 from sample_plugins._kit import lukhas_routes  # noqa: F401
 
 

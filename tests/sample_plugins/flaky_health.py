@@ -1,6 +1,7 @@
 """A health check whose answer the test controls: degraded, then recovered."""
 
 from lukhas_kernel import hookimpl
+
 from sample_plugins._kit import lukhas_plugin_info, lukhas_routes  # noqa: F401
 
 healthy = {"now": False}

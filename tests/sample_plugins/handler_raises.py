@@ -1,8 +1,8 @@
 """A route whose handler has a bug: 500 problem+json, host unaffected."""
 
 from aiohttp import web
-
 from lukhas_kernel import Route, hookimpl
+
 from sample_plugins._kit import lukhas_plugin_info  # noqa: F401
 
 

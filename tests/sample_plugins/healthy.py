@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import structlog
 from aiohttp import web
+from lukhas_kernel import PluginInfo, PluginSettings, ProblemError, Route, hookimpl
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
-
-from lukhas_kernel import PluginInfo, PluginSettings, ProblemError, Route, hookimpl
 
 events: list[str] = []
 

@@ -1,6 +1,7 @@
 """Written for a plugin API the kernel does not have."""
 
 from lukhas_kernel import PluginInfo, hookimpl
+
 from sample_plugins._kit import lukhas_routes  # noqa: F401
 
 

@@ -1,6 +1,7 @@
 """Declares a route on a kernel path: fails, naming the kernel."""
 
 from lukhas_kernel import PluginInfo, hookimpl
+
 from sample_plugins._kit import lukhas_routes  # noqa: F401
 
 

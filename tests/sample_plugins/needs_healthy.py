@@ -1,6 +1,7 @@
 """Requires `healthy`; records the order in which set-ups ran."""
 
 from lukhas_kernel import PluginInfo, hookimpl
+
 from sample_plugins import healthy
 from sample_plugins._kit import lukhas_routes  # noqa: F401
 

@@ -1,6 +1,7 @@
 """Requires setup_raises, which fails: skipped."""
 
 from lukhas_kernel import PluginInfo, hookimpl
+
 from sample_plugins._kit import lukhas_routes  # noqa: F401
 
 

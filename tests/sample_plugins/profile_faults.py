@@ -3,6 +3,7 @@
 import asyncio
 
 from lukhas_kernel import hookimpl
+
 from sample_plugins._kit import lukhas_plugin_info  # noqa: F401
 
 

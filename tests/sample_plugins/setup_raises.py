@@ -1,6 +1,7 @@
 """Setup raises."""
 
 from lukhas_kernel import hookimpl
+
 from sample_plugins._kit import lukhas_plugin_info, lukhas_routes  # noqa: F401
 
 

@@ -1,6 +1,7 @@
 """Sets up fine, then fails when the host starts."""
 
 from lukhas_kernel import hookimpl
+
 from sample_plugins._kit import lukhas_plugin_info, lukhas_routes  # noqa: F401
 
 torn_down: list[str] = []

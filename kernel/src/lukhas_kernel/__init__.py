@@ -4,9 +4,8 @@ Importing this package has no side effects; discovery happens in
 :meth:`Kernel.load`. Plugins need only what is listed here.
 """
 
-from importlib_metadata import PackageNotFoundError, version
-
 import pluggy
+from importlib_metadata import PackageNotFoundError, version
 
 from ._context import HealthCheck, PluginContext, PluginInfo
 from ._kernel import PLUGIN_API_VERSION, Kernel

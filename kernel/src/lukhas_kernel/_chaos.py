@@ -44,7 +44,7 @@ class ChaosPlan:
         self._faults = {(f.plugin, f.stage): f for f in faults or []}
 
     @classmethod
-    def parse(cls, spec: str) -> "ChaosPlan":
+    def parse(cls, spec: str) -> ChaosPlan:
         """Parse `plugin:stage:mode` items; raises ValueError naming the bad item."""
         faults = []
         for item in filter(None, (part.strip() for part in spec.split(","))):

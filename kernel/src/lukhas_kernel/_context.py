@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import structlog
 
@@ -52,7 +53,7 @@ class PluginContext:
     @classmethod
     def create(
         cls, name: str, settings: PluginSettings | None, kernel_settings: KernelSettings
-    ) -> "PluginContext":
+    ) -> PluginContext:
         return cls(name, settings, kernel_settings, structlog.get_logger().bind(plugin=name))
 
     @property

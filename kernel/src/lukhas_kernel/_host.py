@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import re
 import uuid
+from collections.abc import AsyncIterator
 from http import HTTPStatus
-from typing import Any, AsyncIterator
+from typing import Any
 
 import structlog
 from aiohttp import web

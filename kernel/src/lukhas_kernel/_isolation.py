@@ -13,8 +13,9 @@ import importlib
 import inspect
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from types import ModuleType
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import structlog
 

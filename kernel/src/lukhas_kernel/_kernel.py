@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import graphlib
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any
 
 import pluggy
 import structlog
@@ -186,7 +188,8 @@ class Kernel:
         for claimed, owner in self._claims.items():
             if _overlaps(prefix, claimed):
                 first = owner if owner == "the kernel" else f"plugin {owner}"
-                self._drop(record, Stage.ROUTES, f"route prefix {prefix} clashes with {claimed}, claimed by {first}")
+                reason = f"route prefix {prefix} clashes with {claimed}, claimed by {first}"
+                self._drop(record, Stage.ROUTES, reason)
                 return False
         self._claims[prefix] = record.name
         return True
@@ -368,7 +371,7 @@ class Kernel:
             if function is not None:
                 context = self.contexts[name]
                 try:
-                    await run_isolated(name, self.timeout_s, lambda: function(context=context))
+                    await run_isolated(name, self.timeout_s, partial(function, context=context))
                 except StageError as exc:
                     log.warning("plugin.teardown_failed", plugin=name, reason=str(exc))
             self.records[name].set_up = False

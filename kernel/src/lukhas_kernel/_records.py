@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 
-class PluginState(str, enum.Enum):
+class PluginState(enum.StrEnum):
     """The state a plugin ends start-up in (CONTRACT §3)."""
 
     PENDING = "pending"
@@ -25,7 +25,7 @@ class PluginState(str, enum.Enum):
         return self in (PluginState.ACTIVE, PluginState.DEGRADED)
 
 
-class Stage(str, enum.Enum):
+class Stage(enum.StrEnum):
     """Lifecycle stages, in order; a failure names the one it happened in."""
 
     DISCOVERY = "discovery"
@@ -83,7 +83,7 @@ class PluginView(BaseModel):
     routes: list[str]
 
     @classmethod
-    def of(cls, record: PluginRecord) -> "PluginView":
+    def of(cls, record: PluginRecord) -> PluginView:
         return cls(
             name=record.name,
             version=record.version,
@@ -107,7 +107,7 @@ class StartupReport(BaseModel):
     failed: dict[str, str]
 
     @classmethod
-    def of(cls, records: list[PluginRecord]) -> "StartupReport":
+    def of(cls, records: list[PluginRecord]) -> StartupReport:
         enabled = [r for r in records if r.state is not PluginState.DISABLED]
         serving = [r.name for r in enabled if r.state.serving]
         if enabled and not serving:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping, TypeVar
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError, create_model, field_validator
 from pydantic_settings import (
@@ -35,7 +37,9 @@ __all__ = [
 ]
 
 # The TOML values for the model being loaded right now (one table of the file).
-_toml_values: ContextVar[Mapping[str, Any]] = ContextVar("lukhas_toml_values", default={})
+_toml_values: ContextVar[Mapping[str, Any]] = ContextVar(
+    "lukhas_toml_values", default=MappingProxyType({})
+)
 
 SettingsT = TypeVar("SettingsT", bound="PluginSettings")
 

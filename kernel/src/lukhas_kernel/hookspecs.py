@@ -11,7 +11,8 @@ Plugin-API version: :data:`lukhas_kernel.PLUGIN_API_VERSION`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
