@@ -270,3 +270,11 @@ async def test_duplicate_plugin_name_fails_the_second(lukhas_host):
     items = (await (await client.get("/api/v1/plugins")).json())["items"]
     assert [(i["name"], i["state"]) for i in items] == [("healthy", "active"), ("healthy#1", "failed")]
     assert items[1]["reason"] == "discovery: duplicate plugin name, already provided by LUKHAS_EXTRA_PLUGINS"
+
+
+async def test_shutdown_tears_down_in_reverse_order_past_a_hang(lukhas_host):
+    healthy.events.clear()
+    client = await lukhas_host(["sample_plugins.teardown_hangs", "sample_plugins.healthy"], **FAST)
+    await client.close()
+    # teardown_hangs requires healthy, so it goes first; its hang costs one timeout.
+    assert healthy.events == ["setup", "startup", "teardown_hangs.teardown", "teardown"]

@@ -64,7 +64,7 @@ def _gate(record: PluginRecord) -> web.Response:
                             type="urn:lukhas:problem:subsystem-failed")
 
 
-def _to_problem(request: web.Request, exc: Exception) -> web.StreamResponse:
+def _to_problem(request: web.Request, exc: Exception, owner: PluginRecord | None) -> web.StreamResponse:
     if isinstance(exc, ProblemError):
         return from_exception(exc)
     if isinstance(exc, web.HTTPException):
@@ -77,7 +77,8 @@ def _to_problem(request: web.Request, exc: Exception) -> web.StreamResponse:
             413: "the request body is larger than LUKHAS_MAX_BODY_BYTES",
         }.get(exc.status, exc.reason or HTTPStatus(exc.status).phrase)
         return problem_response(exc.status, detail, headers=keep)
-    log.exception("request.unhandled", path=request.path, method=request.method)
+    log.exception("request.unhandled", path=request.path, method=request.method,
+                  plugin=owner.name if owner else None)
     return problem_response(500, f"internal error; quote request id {request.get(REQUEST_ID_KEY)}")
 
 
@@ -97,7 +98,7 @@ def build_app(kernel: Kernel) -> web.Application:
             try:
                 return await handler(request)
             except Exception as exc:
-                return _to_problem(request, exc)
+                return _to_problem(request, exc, kernel.owner_of(request.path))
 
     @web.middleware
     async def gate_and_problems(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -109,7 +110,7 @@ def build_app(kernel: Kernel) -> web.Application:
         try:
             return await handler(request)
         except Exception as exc:
-            return _to_problem(request, exc)
+            return _to_problem(request, exc, owner)
 
     def bypassed_unless_serving(name: str, middleware: Any) -> Any:
         record = kernel.records[name]

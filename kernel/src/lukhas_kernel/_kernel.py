@@ -141,7 +141,7 @@ class Kernel:
         try:
             self.pm.register(record.module_object, name=record.name)
             self.pm.check_pending()
-        except (ValueError, pluggy.PluginValidationError) as exc:
+        except Exception as exc:  # pluggy's validation errors, or the module's own
             self._drop(record, Stage.REGISTER, describe(exc))
             return
         info_hook = self.implementation("lukhas_plugin_info", record.name)

@@ -80,7 +80,6 @@ class KernelSettings(PluginSettings):
 
     model_config = SettingsConfigDict(env_prefix="LUKHAS_")
 
-    config: Path | None = None
     data_dir: Path = Path(".lukhas")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
