@@ -186,7 +186,7 @@ class Kernel:
 
     def _claim(self, record: PluginRecord, prefix: str) -> bool:
         for claimed, owner in self._claims.items():
-            if _overlaps(prefix, claimed):
+            if owner != record.name and _overlaps(prefix, claimed):
                 first = owner if owner == "the kernel" else f"plugin {owner}"
                 reason = f"route prefix {prefix} clashes with {claimed}, claimed by {first}"
                 self._drop(record, Stage.ROUTES, reason)
