@@ -78,9 +78,14 @@ def main() -> None:
 def serve(host: str | None, port: int | None) -> None:
     """Start the host: load every enabled plugin, then serve HTTP."""
     settings, config = _settings(host=host, port=port)
+    # Bind now, so a taken port fails before plugins load; aiohttp listens on it
+    # only once the app has started, so nobody connects to a host not yet ready.
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     try:
-        sock = socket.create_server((settings.host, settings.port), reuse_port=False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port))
     except OSError as exc:
+        sock.close()
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         _fail(f"cannot listen on {settings.host}:{settings.port}: {reason}", 1)
     url = f"http://{settings.host}:{sock.getsockname()[1]}"

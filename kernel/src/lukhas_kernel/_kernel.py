@@ -316,6 +316,10 @@ class Kernel:
         await self._in_dependency_order(Stage.STARTUP, self._startup)
         await self.check_health()
         self.ready = True
+        for name in self.settings.required:
+            if name not in self.records:
+                log.warning("plugin.required_missing", plugin=name,
+                            reason="named in LUKHAS_REQUIRED_PLUGINS but not installed")
         report = self.report()
         log.info("lukhas.startup", **report.as_log())
         return report

@@ -91,10 +91,13 @@ def add_docs_routes(app: web.Application, mounted: list[tuple[str | None, Route]
     """Mount `/openapi.json`, `/docs` and the Swagger UI assets (no CDN)."""
     from . import __version__
 
-    document = json.dumps(openapi_document(mounted, __version__))
+    # Built on first request, not at start-up: it costs as much as loading a plugin.
+    cache: list[str] = []
 
     async def spec(request: web.Request) -> web.Response:
-        return web.Response(text=document, content_type="application/json")
+        if not cache:
+            cache.append(json.dumps(openapi_document(mounted, __version__)))
+        return web.Response(text=cache[0], content_type="application/json")
 
     async def docs(request: web.Request) -> web.Response:
         return web.Response(text=_DOCS_HTML, content_type="text/html")

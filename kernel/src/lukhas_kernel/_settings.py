@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
@@ -179,12 +180,17 @@ def load_kernel_settings(
     return load_settings(KernelSettings, config, ("kernel",), env_file, **overrides)
 
 
+@lru_cache(maxsize=16)
+def _flags_model(plugins: tuple[str, ...]) -> type[PluginSettings]:
+    fields: dict[str, Any] = {flag_name(name): (bool, True) for name in plugins}
+    return create_model("PluginFlags", __base__=PluginSettings, **fields)
+
+
 def load_flags(
     plugins: list[str], config: Mapping[str, Any], env_file: str | None = ".env"
 ) -> dict[str, bool]:
     """Parse `<NAME>_ENABLED` for each plugin name; TOML `[plugins.NAME] enabled`."""
-    fields: dict[str, Any] = {flag_name(name): (bool, True) for name in plugins}
-    model = create_model("PluginFlags", __base__=PluginSettings, **fields)
+    model = _flags_model(tuple(plugins))
     from_toml = {
         flag_name(name): _table(config, "plugins", name)["enabled"]
         for name in plugins

@@ -1,0 +1,187 @@
+"""What every benchmark module shares: figures, statistics, local HTTP and processes.
+
+Everything here talks to 127.0.0.1 only and ends only processes it is handed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BENCH_DIR",
+    "REPO",
+    "BenchError",
+    "ExitedEarly",
+    "Figure",
+    "free_port",
+    "http_status",
+    "machine",
+    "median",
+    "percentile",
+    "progress",
+    "rss_mb_of",
+    "stop",
+    "wait_for_status",
+]
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not produce its figure; the message says why."""
+
+
+class ExitedEarly(BenchError):
+    """A server process exited before it was ready."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured number, with what it is compared against.
+
+    `target` is an upper bound (the figure is within target when
+    `value <= target`); `reference` is the same quantity for a baseline
+    (e.g. a bare aiohttp app) and `ratio` is `value / reference`.
+    """
+
+    name: str
+    value: float
+    unit: str
+    target: float | None = None
+    reference: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.reference is None or self.reference == 0:
+            return None
+        return self.value / self.reference
+
+    @property
+    def within_target(self) -> bool | None:
+        return None if self.target is None else self.value <= self.target
+
+    def as_json(self) -> dict[str, Any]:
+        """The figure as stored in `results/<module>.json`."""
+        ratio = self.ratio
+        return {
+            "name": self.name,
+            "value": round(self.value, 3),
+            "unit": self.unit,
+            "target": self.target,
+            "reference": None if self.reference is None else round(self.reference, 3),
+            "ratio": None if ratio is None else round(ratio, 3),
+        }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The `q`-th percentile (0..100), interpolating linearly between ranks."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: list[float]) -> float:
+    """The 50th percentile."""
+    return percentile(values, 50)
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers depend on besides the code: CPUs, Python, OS."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(terse=True),
+    }
+
+
+def progress(message: str) -> None:
+    """One line of progress on stderr (stdout carries the table)."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_status(port: int, path: str, timeout_s: float) -> int | None:
+    """GET http://127.0.0.1:`port``path`; the status code, None if no answer."""
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+            sock.sendall(request.encode("ascii"))
+            head = b""
+            while b"\r\n" not in head and len(head) < 1024:
+                chunk = sock.recv(1024)
+                if not chunk:
+                    break
+                head += chunk
+    except OSError:  # refused, reset or timed out: not answering yet
+        return None
+    parts = head.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
+def rss_mb_of(pid: int) -> float:
+    """Resident set size of process `pid` in MB (10**6 bytes), from /proc (Linux)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError as exc:
+        raise BenchError(f"cannot read RSS of pid {pid}: {exc.strerror}") from None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024 / 1e6  # "VmRSS:  12345 kB", kB meaning KiB
+    raise BenchError(f"no VmRSS in /proc/{pid}/status")
+
+
+def stop(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
+    """End a process we started: SIGTERM, wait, then SIGKILL that pid only."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        progress(f"pid {process.pid} ignored SIGTERM for {timeout_s:g}s; killing it")
+        process.kill()
+        process.wait(timeout_s)
+
+
+def wait_for_status(
+    process: subprocess.Popen[Any], port: int, path: str, deadline: float, poll_s: float = 0.005
+) -> None:
+    """Poll `path` every `poll_s` until it answers 200.
+
+    Raises ExitedEarly if the process exits first, BenchError once `deadline`
+    (a `time.monotonic()` value) passes.
+    """
+    last: int | None = None
+    while True:
+        if process.poll() is not None:
+            raise ExitedEarly(f"pid {process.pid} exited with {process.returncode} before {path} was 200")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            answer = f"last answer {last}" if last is not None else "no answer"
+            raise BenchError(f"{path} not 200 within the time limit ({answer})")
+        last = http_status(port, path, timeout_s=min(remaining, 1.0)) or last
+        if last == 200:
+            return
+        time.sleep(poll_s)
