@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import plugin_states, problem
 
-HELLO_SRC = Path(__file__).resolve().parents[1] / "examples" / "hello" / "src"
+ROOT = Path(__file__).resolve().parents[1]
+HELLO_SRC = ROOT / "examples" / "hello" / "src"
 
 
 @pytest.fixture
@@ -93,3 +94,10 @@ async def test_routes_are_in_openapi(hello_host):
     document = await (await client.get("/openapi.json")).json()
     assert {"get"} <= document["paths"]["/api/v1/hello/greet"].keys()
     assert {"post"} <= document["paths"]["/api/v1/hello/echo"].keys()
+
+
+@pytest.mark.parametrize("path", ["pyproject.toml", "src/lukhas_hello/plugin.py"])
+def test_readme_shows_the_example_verbatim(path):
+    """The top-level README inlines these files; they must not drift apart."""
+    source = (ROOT / "examples" / "hello" / path).read_text()
+    assert source in (ROOT / "README.md").read_text(), f"README.md lags behind examples/hello/{path}"

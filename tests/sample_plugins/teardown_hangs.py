@@ -3,6 +3,7 @@
 import asyncio
 
 from lukhas_kernel import PluginInfo, hookimpl
+
 from sample_plugins import healthy
 from sample_plugins._kit import lukhas_routes  # noqa: F401
 

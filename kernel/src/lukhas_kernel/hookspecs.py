@@ -3,8 +3,10 @@
 A plugin is a module registered in the entry-point group ``lukhas.plugins``.
 It implements any of these hooks with ``@lukhas_kernel.hookimpl``; only
 `lukhas_plugin_info` is required. Each call is made for one plugin at a time,
-isolated: an exception or a call running past ``LUKHAS_PLUGIN_TIMEOUT_S``
-fails (or, at request time, drops) that plugin alone.
+isolated: an exception fails (or, at request time, drops) that plugin alone,
+and so does the import or an async hook running past
+``LUKHAS_PLUGIN_TIMEOUT_S``. Sync hooks only return declarations and must
+return at once: they run on the event loop, where nothing can interrupt them.
 
 Plugin-API version: :data:`lukhas_kernel.PLUGIN_API_VERSION`.
 """

@@ -3,8 +3,8 @@
 Registered through the `pytest11` entry point, so installing lukhas-kernel
 makes them available::
 
-    async def test_my_plugin(lukhas_host):
-        client = await lukhas_host(["my_plugin.plugin"], chaos="other:setup:raise")
+    async def test_my_plugin(lukhas_host):  # with asyncio_mode = "auto"
+        client = await lukhas_host(["my_plugin=my_plugin.plugin"], chaos="other:setup:raise")
         assert (await client.get("/api/v1/my_plugin/hello")).status == 200
 """
 
