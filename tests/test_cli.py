@@ -28,6 +28,18 @@ def lukhas(*args: str, env: dict[str, str] | None = None, cwd: Path, timeout: fl
                           timeout=timeout)
 
 
+def first_admin_token(process: subprocess.Popen) -> str:
+    """The token `lukhas serve` prints on a first start (it is printed before it serves)."""
+    for line in process.stdout:
+        if line.strip().startswith("lk_"):
+            return line.strip()
+    raise AssertionError("no token printed")
+
+
+def authorized(url: str, token: str) -> urllib.request.Request:
+    return urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -128,10 +140,13 @@ def test_serve_partial_startup_with_a_hanging_import(tmp_path):
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.05)
         assert status == 200, "host was not ready within 30 s (the import sleeps 60 s)"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/healthy/greet", timeout=5) as reply:
+        token = first_admin_token(process)
+        with urllib.request.urlopen(authorized(f"http://127.0.0.1:{port}/api/v1/healthy/greet", token),
+                                    timeout=5) as reply:
             assert json.loads(reply.read()) == {"message": "hello, world"}
         with pytest.raises(urllib.error.HTTPError) as failed:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/import_hangs/ping", timeout=5)
+            urllib.request.urlopen(authorized(f"http://127.0.0.1:{port}/api/v1/import_hangs/ping", token),
+                                   timeout=5)
         assert failed.value.code == 503
         assert json.loads(failed.value.read())["detail"] == (
             "import_hangs subsystem failed: import: timed out after 1s")

@@ -7,12 +7,15 @@ Importing this package has no side effects; discovery happens in
 import pluggy
 from importlib_metadata import PackageNotFoundError, version
 
+from ._accounts import User
+from ._auth import current_user
 from ._context import HealthCheck, PluginContext, PluginInfo
 from ._kernel import PLUGIN_API_VERSION, Kernel
 from ._problems import ProblemError
 from ._records import PluginState
 from ._routing import Route
 from ._settings import KernelSettings, PluginSettings, SettingsError
+from ._storage import Database
 
 try:
     __version__ = version("lukhas-kernel")
@@ -24,6 +27,7 @@ hookimpl = pluggy.HookimplMarker("lukhas")
 
 __all__ = [
     "PLUGIN_API_VERSION",
+    "Database",
     "HealthCheck",
     "Kernel",
     "KernelSettings",
@@ -34,5 +38,7 @@ __all__ = [
     "ProblemError",
     "Route",
     "SettingsError",
+    "User",
+    "current_user",
     "hookimpl",
 ]

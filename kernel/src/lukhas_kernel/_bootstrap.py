@@ -8,8 +8,9 @@ import structlog
 from aiohttp import web
 
 from ._chaos import ChaosPlan
-from ._host import build_app
+from ._host import KERNEL_KEY, build_app
 from ._kernel import Kernel
+from ._services import Services
 from ._settings import KernelSettings, SettingsError, load_config_file, load_kernel_settings
 
 __all__ = ["load_kernel", "create_app", "kernel_settings"]
@@ -35,12 +36,20 @@ def chaos_plan(settings: KernelSettings, log: Any) -> ChaosPlan:
 
 async def load_kernel(
     settings: KernelSettings, config: dict[str, Any], *, env_file: str | None = ".env",
-    installed: bool = True, set_up: bool = True,
+    installed: bool = True, set_up: bool = True, storage: bool = True, first_admin: bool = True,
 ) -> Kernel:
-    """A kernel with plugins loaded (set up too, unless `set_up` is False)."""
-    kernel = Kernel(settings, config, env_file=env_file, installed=installed,
-                    chaos=chaos_plan(settings, structlog.get_logger("lukhas.kernel")))
-    await kernel.load(set_up=set_up)
+    """A kernel with plugins loaded: imported and registered, then set up
+    unless `set_up` is False. Without `storage` no database is opened (only
+    for reading plugins' declarations). Raises SettingsError or StorageError."""
+    chaos = chaos_plan(settings, structlog.get_logger("lukhas.kernel"))
+    services = await Services.open(settings, create_admin=first_admin) if storage else None
+    kernel = Kernel(settings, config, services=services, env_file=env_file, installed=installed,
+                    chaos=chaos)
+    try:
+        await kernel.load(set_up=set_up)
+    except BaseException:
+        await kernel.close()
+        raise
     return kernel
 
 
@@ -50,3 +59,9 @@ async def create_app(
 ) -> web.Application:
     """Load every plugin, then build the app; its start-up runs the plugins'."""
     return build_app(await load_kernel(settings, config, env_file=env_file, installed=installed))
+
+
+def services_of(app: web.Application) -> Services:
+    services = app[KERNEL_KEY].services
+    assert services is not None
+    return services

@@ -7,35 +7,24 @@ import json
 import os
 import socket
 import sys
-from typing import Any, NoReturn
+
 
 import click
 import structlog
 from aiohttp import web
 
-from ._bootstrap import create_app, kernel_settings, load_kernel
+from ._bootstrap import create_app, load_kernel, services_of
+from ._cli_admin import db, tokens, users
+from ._cli_common import fail as _fail
+from ._cli_common import run as _run
+from ._cli_common import settings as _settings
 from ._discovery import discover
 from ._isolation import describe
-from ._logging import configure_logging
 from ._records import PluginView, StartupReport
-from ._settings import KernelSettings, SettingsError, flag_name, load_flags
+from ._settings import SettingsError, flag_name, load_flags
+from ._storage import StorageError
 
 __all__ = ["main"]
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"lukhas: {message}", err=True)
-    sys.exit(code)
-
-
-def _settings(**overrides: Any) -> tuple[KernelSettings, dict[str, Any]]:
-    """Settings or exit 2 with one line naming the variable."""
-    try:
-        settings, config = kernel_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except SettingsError as exc:
-        _fail(str(exc), 2)
-    configure_logging(settings)
-    return settings, config
 
 
 class _LukhasGroup(click.Group):
@@ -44,10 +33,7 @@ class _LukhasGroup(click.Group):
     def _plugin_commands(self) -> dict[str, click.Command]:
         """Import and register enabled plugins (no setup) to ask for commands."""
         settings, config = _settings()
-        try:
-            kernel = asyncio.run(load_kernel(settings, config, set_up=False))
-        except SettingsError as exc:
-            _fail(str(exc), 2)
+        kernel = _run(load_kernel(settings, config, set_up=False, storage=False))
         commands: dict[str, click.Command] = {}
         for name in kernel.contexts:
             hook = kernel.implementation("lukhas_cli_commands", name)
@@ -92,6 +78,10 @@ def serve(host: str | None, port: int | None) -> None:
 
     async def app() -> web.Application:
         application = await create_app(settings, config)
+        token = services_of(application).first_admin_token
+        if token:  # printed once, on the terminal; it never reaches a log
+            click.echo("Created the first admin user 'admin'. Its token, shown only this once:\n"
+                       f"\n    {token}\n\nUse it as 'Authorization: Bearer <token>'.")
 
         async def announce(_: web.Application) -> None:
             structlog.get_logger("lukhas.host").info("lukhas.listening", url=url)
@@ -103,6 +93,8 @@ def serve(host: str | None, port: int | None) -> None:
         web.run_app(app(), sock=sock, print=None, access_log=None)
     except SettingsError as exc:
         _fail(str(exc), 2)
+    except StorageError as exc:
+        _fail(str(exc), 1)
 
 
 @main.group()
@@ -156,16 +148,13 @@ def doctor() -> None:
     settings, config = _settings()
 
     async def run() -> tuple[StartupReport, list[PluginView]]:
-        kernel = await load_kernel(settings, config)
+        kernel = await load_kernel(settings, config, first_admin=False)
         report = await kernel.start()
         views = [PluginView.of(r) for r in kernel.records.values()]
-        await kernel.stop()
+        await kernel.close()
         return report, views
 
-    try:
-        report, views = asyncio.run(run())
-    except SettingsError as exc:
-        _fail(str(exc), 2)
+    report, views = _run(run())
     serving = {v.name for v in views if v.state.serving}
     missing = [name for name in settings.required if name not in serving]
     click.echo(json.dumps({
@@ -176,3 +165,8 @@ def doctor() -> None:
     }, indent=2))
     if missing:
         sys.exit(1)
+
+
+main.add_command(users)
+main.add_command(tokens)
+main.add_command(db)

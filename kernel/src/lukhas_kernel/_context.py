@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 
 from ._settings import KernelSettings, PluginSettings
+from ._storage import Database
 
 __all__ = ["HealthCheck", "PluginContext", "PluginInfo"]
 
@@ -32,6 +33,9 @@ class PluginInfo:
     requires: tuple[str, ...] = ()
     route_prefixes: tuple[str, ...] = ()
     description: str = ""
+    # Run-time flags the plugin reads through `context.flags`, with defaults,
+    # e.g. {"PARALLEL_DREAMS_ENABLED": False}; admins change them at run time.
+    flags: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,15 +50,20 @@ class PluginContext:
     settings: PluginSettings | None
     kernel_settings: KernelSettings
     log: Any
+    db: Database | None  # None only while the CLI reads declarations
+    # Live run-time flag values (shared with the kernel; read, don't write).
+    flags: Mapping[str, bool]
     state: dict[str, Any] = field(default_factory=dict)
     _degraded_reason: str | None = None
     _on_change: Callable[[], None] | None = field(default=None, repr=False)
 
     @classmethod
     def create(
-        cls, name: str, settings: PluginSettings | None, kernel_settings: KernelSettings
+        cls, name: str, settings: PluginSettings | None, kernel_settings: KernelSettings,
+        db: Database | None, flags: Mapping[str, bool],
     ) -> PluginContext:
-        return cls(name, settings, kernel_settings, structlog.get_logger().bind(plugin=name))
+        log = structlog.get_logger().bind(plugin=name)
+        return cls(name, settings, kernel_settings, log, db, flags)
 
     @property
     def data_dir(self) -> Path:

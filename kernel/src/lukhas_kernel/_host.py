@@ -12,12 +12,15 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel
 
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from ._auth import USER_KEY, authenticate, guard_for, needs_token
 from ._kernel import Kernel
+from ._kernel_routes import kernel_routes
 from ._openapi import add_docs_routes
 from ._problems import ProblemError, from_exception, problem_response
-from ._records import PluginRecord, PluginState, PluginView, Stage, StartupReport
+from ._records import PluginRecord, PluginState, Stage
 from ._routing import Route, wrap_handler
 
 __all__ = ["KERNEL_KEY", "build_app"]
@@ -26,30 +29,6 @@ KERNEL_KEY = web.AppKey("lukhas_kernel", Kernel)
 REQUEST_ID_KEY = web.RequestKey("lukhas_request_id", str)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 log = structlog.get_logger("lukhas.host")
-
-
-class Alive(BaseModel):
-    status: str = "alive"
-
-
-class PluginBrief(BaseModel):
-    name: str
-    state: PluginState
-    reason: str | None
-
-
-class Readiness(BaseModel):
-    status: str
-    kernel: str
-    required: list[str]
-    missing: list[str]
-    plugins: list[PluginBrief]
-
-
-class PluginList(BaseModel):
-    status: str
-    items: list[PluginView]
-    count: int
 
 
 def _gate(record: PluginRecord) -> web.Response:
@@ -77,6 +56,15 @@ def _to_problem(request: web.Request, exc: Exception, owner: PluginRecord | None
             413: "the request body is larger than LUKHAS_MAX_BODY_BYTES",
         }.get(exc.status, exc.reason or HTTPStatus(exc.status).phrase)
         return problem_response(exc.status, detail, headers=keep)
+    if isinstance(exc, IntegrityError):
+        return problem_response(409, "the request conflicts with stored data",
+                                type="urn:lukhas:problem:conflict")
+    if isinstance(exc, (SQLAlchemyError, TimeoutError)):
+        log.warning("storage.unavailable", path=request.path, reason=f"{type(exc).__name__}: {exc}"[:300],
+                    plugin=owner.name if owner else None)
+        return problem_response(503, "storage unavailable; retry shortly",
+                                type="urn:lukhas:problem:storage-unavailable",
+                                headers={"Retry-After": "1"})
     log.exception("request.unhandled", path=request.path, method=request.method,
                   plugin=owner.name if owner else None)
     return problem_response(500, f"internal error; quote request id {request.get(REQUEST_ID_KEY)}")
@@ -103,11 +91,15 @@ def build_app(kernel: Kernel) -> web.Application:
     @web.middleware
     async def gate_and_problems(request: web.Request, handler: Any) -> web.StreamResponse:
         owner = kernel.owner_of(request.path)
-        if owner is not None and not owner.state.serving:
-            return _gate(owner)
-        if (request.content_length or 0) > settings.max_body_bytes:
-            return problem_response(413, "the request body is larger than LUKHAS_MAX_BODY_BYTES")
         try:
+            # Authentication comes first: without a token nothing about a
+            # route, not even its plugin's state, is revealed.
+            if needs_token(request.path):
+                request[USER_KEY] = await authenticate(request, kernel.services.accounts)
+            if owner is not None and not owner.state.serving:
+                return _gate(owner)
+            if (request.content_length or 0) > settings.max_body_bytes:
+                return problem_response(413, "the request body is larger than LUKHAS_MAX_BODY_BYTES")
             return await handler(request)
         except Exception as exc:
             return _to_problem(request, exc, owner)
@@ -131,21 +123,22 @@ def build_app(kernel: Kernel) -> web.Application:
     app[KERNEL_KEY] = kernel
     app.on_response_prepare.append(_stamp_request_id)
 
-    mounted: list[tuple[str | None, Route]] = [(None, r) for r in _kernel_routes(kernel)]
+    mounted: list[tuple[str | None, Route]] = [(None, r) for r in kernel_routes(kernel)]
     mounted += kernel.routes
     for plugin, route in mounted:
         before = None
         if plugin is not None:
             before = (lambda name: lambda: kernel.chaos.inject(name, Stage.REQUEST))(plugin)
+        guard = guard_for(route, kernel.services.limits)
         app.router.add_route(route.method, route.path,
-                             wrap_handler(route, settings.request_timeout_s, plugin, before))
+                             wrap_handler(route, settings.request_timeout_s, plugin, before, guard))
     add_docs_routes(app, mounted)
 
     async def start(app: web.Application) -> None:
         await kernel.start()
 
     async def stop(app: web.Application) -> None:
-        await kernel.stop()
+        await kernel.close()
 
     app.on_startup.append(start)
     app.cleanup_ctx.append(_periodic_health)
@@ -173,38 +166,3 @@ async def _periodic_health(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def _kernel_routes(kernel: Kernel) -> list[Route]:
-    async def healthz(request: web.Request) -> Alive:
-        return Alive()
-
-    async def readyz(request: web.Request) -> web.Response:
-        required = kernel.settings.required
-        missing = [n for n in required
-                   if n not in kernel.records or not kernel.records[n].state.serving]
-        ready = kernel.ready and not missing
-        body = Readiness(
-            status="ready" if ready else "not_ready",
-            kernel="ready" if kernel.ready else "starting",
-            required=required,
-            missing=missing,
-            plugins=[PluginBrief(name=r.name, state=r.state, reason=r.reason)
-                     for r in kernel.records.values()],
-        )
-        return web.Response(status=200 if ready else 503, text=body.model_dump_json(),
-                            content_type="application/json")
-
-    async def plugins(request: web.Request) -> PluginList:
-        items = [PluginView.of(r) for r in kernel.records.values()]
-        return PluginList(status=StartupReport.of(list(kernel.records.values())).status,
-                          items=items, count=len(items))
-
-    return [
-        Route("GET", "/healthz", healthz, response=Alive, summary="Liveness", public=True),
-        Route("GET", "/readyz", readyz, response=Readiness, public=True,
-              summary="Readiness: kernel started and every required plugin serving",
-              errors={503: "not ready; the body says why"}),
-        Route("GET", "/api/v1/plugins", plugins, response=PluginList,
-              summary="Every discovered plugin with its state and reason"),
-    ]

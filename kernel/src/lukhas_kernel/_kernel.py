@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import graphlib
+from pathlib import Path
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
@@ -28,7 +29,17 @@ from ._discovery import discover
 from ._isolation import StageError, describe, import_in_thread, run_isolated
 from ._records import PluginRecord, PluginState, Stage, StartupReport
 from ._routing import Route
-from ._settings import KernelSettings, PluginSettings, flag_name, load_flags, load_settings
+from ._flags import RuntimeFlags
+from ._ratelimit import parse_limit
+from ._services import Services
+from ._settings import (
+    KernelSettings,
+    PluginSettings,
+    flag_name,
+    load_flags,
+    load_settings,
+    parse_flags,
+)
 
 __all__ = ["Kernel", "PLUGIN_API_VERSION", "KERNEL_PREFIXES"]
 
@@ -52,11 +63,14 @@ class Kernel:
         settings: KernelSettings,
         config: Mapping[str, Any] | None = None,
         *,
+        services: Services | None,
         env_file: str | None = ".env",
         installed: bool = True,
         chaos: ChaosPlan | None = None,
     ) -> None:
         self.settings = settings
+        self.services = services
+        self.flags = RuntimeFlags(services.flags if services else None, env_file)
         self.config = config or {}
         self.env_file = env_file
         self.installed = installed
@@ -72,6 +86,7 @@ class Kernel:
         # Plugins whose setup returned, in that order, with their teardown hook
         # captured then: a plugin dropped later is unregistered but still owed it.
         self._teardowns: dict[str, Callable[..., Any] | None] = {}
+        self._start_paused: list[str] = []
 
     # -- queries ---------------------------------------------------------
 
@@ -107,11 +122,19 @@ class Kernel:
         self.records = {record.name: record for record in found}
         pending = [r for r in found if r.state is PluginState.PENDING]
         flags = load_flags([r.name for r in pending], self.config, self.env_file)
+        await self.flags.load_persisted()
         for record in found:
             record.prefixes = [f"/api/v1/{record.name}"]
             if record.state is not PluginState.FAILED:
                 self._claim(record, record.prefixes[0])
-            if record.state is PluginState.PENDING and not flags[record.name]:
+            if record.state is not PluginState.PENDING:
+                continue
+            persisted = self.flags.persisted(flag_name(record.name))
+            if persisted is False:
+                # Disabled through the API: loaded, then paused, so that the
+                # API can enable it again without a restart.
+                self._start_paused.append(record.name)
+            elif not (flags[record.name] if persisted is None else persisted):
                 record.state = PluginState.DISABLED
                 record.reason = f"{flag_name(record.name)} is false"
         pending = [r for r in found if r.state is PluginState.PENDING]
@@ -173,7 +196,13 @@ class Kernel:
             settings = self._settings(record.name, settings_model() if settings_model else None)
         except Exception as exc:
             return self._drop(record, Stage.REGISTER, str(exc) if exc.args else describe(exc))
-        context = PluginContext.create(record.name, settings, self.settings)
+        declared = parse_flags(info.flags, {}, self.env_file)  # SettingsError stops start-up
+        for name, value in declared.items():
+            persisted = self.flags.persisted(name)
+            self.flags.declared.setdefault(name, value if persisted is None else persisted)
+        context = PluginContext.create(record.name, settings, self.settings,
+                                       self.services.db if self.services else None,
+                                       self.flags.declared)
         context._on_change = lambda: self._apply_degraded(record, context)
         self.contexts[record.name] = context
 
@@ -269,9 +298,28 @@ class Kernel:
     # -- stages ------------------------------------------------------------
 
     async def _setup(self, record: PluginRecord, context: PluginContext) -> None:
+        if not await self._migrate(record):
+            return
         if await self._call(record, Stage.SETUP, "lukhas_setup", context=context):
             record.set_up = True
             self._teardowns[record.name] = self.implementation("lukhas_teardown", record.name)
+
+    async def _migrate(self, record: PluginRecord) -> bool:
+        """Bring the plugin's tables to head (or check them); False if it failed."""
+        declared = self.implementation("lukhas_migrations", record.name)
+        if declared is None:
+            return True
+        assert self.services is not None, "setting plugins up needs storage"
+        db, upgrade = self.services.db, self.settings.auto_migrate
+        try:
+            _, ms = await run_isolated(
+                record.name, self.timeout_s,
+                lambda: db.migrate(record.name, Path(declared()), upgrade=upgrade))
+        except StageError as exc:
+            self._drop(record, Stage.MIGRATE, str(exc))
+            return False
+        record.startup_ms[Stage.MIGRATE.value] = round(ms, 3)
+        return True
 
     def _collect_routes(self, record: PluginRecord) -> None:
         if record.state is not PluginState.PENDING:
@@ -291,6 +339,12 @@ class Kernel:
             if key in mounted:
                 return self._drop(record, Stage.ROUTES, f"{route.operation} already claimed by "
                                   f"{'plugin ' + mounted[key] if mounted[key] != record.name else 'itself'}")
+            if route.rate_limit is not None:
+                try:
+                    parse_limit(route.rate_limit)
+                except ValueError:
+                    return self._drop(record, Stage.ROUTES, f"{route.operation}: invalid rate limit "
+                                      f"{route.rate_limit!r}")
             mounted[key] = record.name
         self.routes.extend((record.name, route) for route in routes)
         self.middlewares.extend((record.name, m) for m in middlewares)
@@ -315,6 +369,8 @@ class Kernel:
         """Run startup hooks, then health checks; log the start-up result."""
         await self._in_dependency_order(Stage.STARTUP, self._startup)
         await self.check_health()
+        for name in self._start_paused:
+            self.set_enabled(name, False)
         self.ready = True
         for name in self.settings.required:
             if name not in self.records:
@@ -381,6 +437,44 @@ class Kernel:
             self.records[name].set_up = False
         self._teardowns.clear()
         self.ready = False
+
+    async def close(self) -> None:
+        """Stop the plugins, then release the kernel's storage."""
+        await self.stop()
+        if self.services is not None:
+            await self.services.close()
+
+    # -- run-time flags ----------------------------------------------------
+
+    def flag_values(self) -> dict[str, bool]:
+        """Every run-time flag: loaded plugins' `<NAME>_ENABLED`, then declared ones."""
+        enabled = {flag_name(name): self.records[name].state is not PluginState.DISABLED
+                   for name in self.contexts}
+        return dict(sorted({**enabled, **self.flags.declared}.items()))
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        """Disable a loaded plugin at run time (its routes answer 403), or undo it."""
+        record = self.records[name]
+        if not enabled and record.paused is None:
+            record.paused = (record.state, record.stage, record.reason)
+            record.state, record.stage = PluginState.DISABLED, None
+            record.reason = f"{flag_name(name)} set to false at run time"
+        elif enabled and record.paused is not None:
+            record.state, record.stage, record.reason = record.paused
+            record.paused = None
+
+    async def update_flags(self, changes: Mapping[str, bool], actor: str) -> dict[str, bool]:
+        """Persist and apply `changes` (names already validated); return every flag."""
+        plugins = {flag_name(name): name for name in self.contexts}
+        assert self.flags.store is not None, "changing flags needs storage"
+        await self.flags.store.save(changes, actor)
+        for flag, value in changes.items():
+            if flag in plugins:
+                self.set_enabled(plugins[flag], value)
+            else:
+                self.flags.declared[flag] = value
+        log.info("flags.changed", audit=True, actor=actor, changes=dict(changes))
+        return self.flag_values()
 
     # -- request time ------------------------------------------------------
 

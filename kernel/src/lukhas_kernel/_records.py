@@ -31,6 +31,7 @@ class Stage(enum.StrEnum):
     DISCOVERY = "discovery"
     IMPORT = "import"
     REGISTER = "register"
+    MIGRATE = "migrate"
     SETUP = "setup"
     ROUTES = "routes"
     STARTUP = "startup"
@@ -57,6 +58,8 @@ class PluginRecord:
     # True once setup returned, so teardown is owed even if a later stage fails.
     set_up: bool = False
     health_problem: str | None = None
+    # While disabled at run time: the state, stage and reason to return to.
+    paused: tuple[PluginState, Stage | None, str | None] | None = None
 
     def fail(self, stage: Stage, reason: str, state: PluginState = PluginState.FAILED) -> None:
         self.state = state

@@ -46,7 +46,11 @@ class Route:
     summary: str = ""
     # Other documented answers, e.g. {404: "no such dream"}.
     errors: dict[int, str] = field(default_factory=dict)
-    public: bool = False
+    # Who may call it: "user" (any authenticated caller) or "admin". Every
+    # route under /api/v1 needs a bearer token; routes outside it are public.
+    role: str = "user"
+    # Per-caller limit in the `limits` notation, e.g. "50/minute".
+    rate_limit: str | None = None
 
     @property
     def operation(self) -> str:
@@ -74,16 +78,21 @@ def _serialise(result: Any, status: int) -> web.StreamResponse:
     return web.json_response(result, status=status)
 
 
+Guard = Callable[[web.Request], Awaitable[dict[str, str]]]
+
+
 def wrap_handler(
     route: Route,
     timeout_s: float,
     plugin: str | None = None,
     before: Callable[[], Awaitable[Any]] | None = None,
+    guard: Guard | None = None,
 ) -> Handler:
     """Validate input, call the handler within `timeout_s`, serialise the result.
 
-    `plugin` is bound into structlog's context for the request; `before` runs
-    first inside the timeout (chaos injection at the request stage).
+    `guard` runs first (role and rate limit: it raises a problem or returns
+    headers for the response); `plugin` is bound into structlog's context for
+    the request; `before` runs inside the timeout (chaos at the request stage).
     """
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -93,6 +102,7 @@ def wrap_handler(
             return await validated(request)
 
     async def validated(request: web.Request) -> web.StreamResponse:
+        headers = await guard(request) if guard is not None else None
         kwargs: dict[str, Any] = {}
         if route.query is not None:
             try:
@@ -119,7 +129,10 @@ def wrap_handler(
             raise ProblemError(
                 503, f"{route.operation} did not answer within {timeout_s:g}s"
             ) from None
-        return _serialise(result, route.status)
+        response = _serialise(result, route.status)
+        if headers:
+            response.headers.update(headers)
+        return response
 
     handle.__name__ = getattr(route.handler, "__name__", "handler")
     return handle

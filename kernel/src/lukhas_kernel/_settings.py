@@ -90,6 +90,12 @@ class KernelSettings(PluginSettings):
     required_plugins: str = ""
     extra_plugins: str = ""
     max_body_bytes: int = Field(1024 * 1024, ge=1)
+    database_url: str | None = None
+    db_timeout_s: float = Field(5.0, gt=0, le=600)
+    db_busy_timeout_ms: int = Field(5000, ge=0)
+    auto_migrate: bool = True
+    auth_cache_ttl_s: float = Field(5.0, ge=0)
+    rate_limit_storage: str = "memory://"
     log_format: Literal["console", "json"] | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     chaos_enabled: bool = False
@@ -181,8 +187,8 @@ def load_kernel_settings(
 
 
 @lru_cache(maxsize=16)
-def _flags_model(plugins: tuple[str, ...]) -> type[PluginSettings]:
-    fields: dict[str, Any] = {flag_name(name): (bool, True) for name in plugins}
+def _flags_model(defaults: tuple[tuple[str, bool], ...]) -> type[PluginSettings]:
+    fields: dict[str, Any] = {name: (bool, default) for name, default in defaults}
     return create_model("PluginFlags", __base__=PluginSettings, **fields)
 
 
@@ -190,15 +196,23 @@ def load_flags(
     plugins: list[str], config: Mapping[str, Any], env_file: str | None = ".env"
 ) -> dict[str, bool]:
     """Parse `<NAME>_ENABLED` for each plugin name; TOML `[plugins.NAME] enabled`."""
-    model = _flags_model(tuple(plugins))
     from_toml = {
         flag_name(name): _table(config, "plugins", name)["enabled"]
         for name in plugins
         if "enabled" in _table(config, "plugins", name)
     }
+    values = parse_flags({flag_name(name): True for name in plugins}, from_toml, env_file)
+    return {name: values[flag_name(name)] for name in plugins}
+
+
+def parse_flags(
+    defaults: Mapping[str, bool], from_toml: Mapping[str, Any], env_file: str | None = ".env"
+) -> dict[str, bool]:
+    """Boolean flags by name from environment, `.env`, TOML values, defaults."""
+    model = _flags_model(tuple(sorted(defaults.items())))
     with _reading_table(from_toml):
         try:
             flags = model(_env_file=env_file)
         except ValidationError as exc:
             raise _first_error(exc, str) from None
-    return {name: getattr(flags, flag_name(name)) for name in plugins}
+    return {name: getattr(flags, name) for name in defaults}

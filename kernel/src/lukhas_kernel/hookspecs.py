@@ -13,6 +13,7 @@ Plugin-API version: :data:`lukhas_kernel.PLUGIN_API_VERSION`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -49,9 +50,22 @@ def lukhas_settings_model() -> type[PluginSettings]:
     """
 
 
+@hookspec(firstresult=True)
+def lukhas_migrations() -> str | os.PathLike[str]:
+    """Return the directory of the plugin's Alembic revisions.
+
+    The kernel upgrades them to head before `lukhas_setup` (or, with
+    ``LUKHAS_AUTO_MIGRATE=false``, checks they are at head); its revision is
+    kept in the plugin's own version table ``<name>_alembic_version``. Tables
+    are named with the plugin's prefix. A failing migration fails the plugin.
+    """
+
+
 @hookspec
 async def lukhas_setup(context: PluginContext) -> None:
     """Create the plugin's resources (stores, engines) in `context.state`.
+
+    `context.db` is the kernel's database (``async with context.db.begin()``).
 
     Runs after every plugin this one requires is set up, concurrently with
     unrelated plugins, within the plugin timeout.
@@ -96,7 +110,8 @@ async def lukhas_teardown(context: PluginContext) -> None:
 async def lukhas_profile_fields(user: Mapping[str, Any], options: Mapping[str, str]) -> Mapping[str, Any]:
     """Contribute fields to a user's profile (``GET /api/v1/users/{id}``).
 
-    `options` are the request's query parameters (e.g. ``include_drift``).
+    `options` are the request's query parameters, ``include_drift`` parsed
+    as a bool and any others as strings.
     A contributor that raises or hangs is logged and its fields dropped.
     """
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ._bootstrap import create_app
+from ._bootstrap import create_app, services_of
 from ._settings import load_kernel_settings
 
 __all__ = ["lukhas_host"]
@@ -30,7 +30,11 @@ def lukhas_host(aiohttp_client: Any, tmp_path: Any) -> Callable[..., Awaitable[A
     ``installed=True`` to also discover installed plugins, ``config=`` (the
     parsed TOML) and any kernel setting as a keyword (``plugin_timeout_s=1``).
     The environment still applies to plugin flags and settings; ``.env`` is
-    not read. The kernel is ``client.app[lukhas_kernel.testing.KERNEL_KEY]``.
+    not read. Each host has its own SQLite database under ``tmp_path``.
+
+    The client sends the first admin's token on every request unless
+    ``as_admin=False``. The kernel is ``client.app[lukhas_kernel.testing.KERNEL_KEY]``;
+    more users: ``await kernel.services.accounts.create_user("ada")`` → ``(user, token)``.
     """
 
     async def start(
@@ -39,6 +43,7 @@ def lukhas_host(aiohttp_client: Any, tmp_path: Any) -> Callable[..., Awaitable[A
         chaos: str = "",
         installed: bool = False,
         config: dict[str, Any] | None = None,
+        as_admin: bool = True,
         **settings: Any,
     ) -> Any:
         settings.setdefault("data_dir", tmp_path / "data")
@@ -47,6 +52,8 @@ def lukhas_host(aiohttp_client: Any, tmp_path: Any) -> Callable[..., Awaitable[A
             config or {}, None, extra_plugins=",".join(plugins), chaos=chaos, **settings
         )
         app = await create_app(kernel_settings, config or {}, env_file=None, installed=installed)
-        return await aiohttp_client(app)
+        token = services_of(app).first_admin_token
+        headers = {"Authorization": f"Bearer {token}"} if as_admin and token else {}
+        return await aiohttp_client(app, headers=headers)
 
     return start

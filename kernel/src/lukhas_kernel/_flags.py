@@ -1,0 +1,77 @@
+"""Run-time flags: persisted in `lukhas_flags`, the environment winning.
+
+A flag's value at start-up comes from, in order: the environment or `.env`
+when it names the flag, the value last set through the admin API, the config
+file, the default. Changes through the API apply at once and are persisted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+import sqlalchemy as sa
+from dotenv import dotenv_values
+
+from ._accounts import metadata, now
+from ._storage import Database
+
+__all__ = ["FlagStore", "explicit_in_environment"]
+
+flags = sa.Table(
+    "lukhas_flags", metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("value", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.String(32), nullable=True),
+)
+
+
+def explicit_in_environment(names: Iterable[str], env_file: str | None) -> set[str]:
+    """The flag names the environment or the `.env` file sets explicitly."""
+    present = {key.upper() for key in os.environ}
+    if env_file:
+        present |= {key.upper() for key in dotenv_values(env_file)}
+    return {name for name in names if name.upper() in present}
+
+
+class FlagStore:
+    """Persisted flag values."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def load(self) -> dict[str, bool]:
+        async with self.db.connect() as conn:
+            rows = await conn.execute(sa.select(flags.c.name, flags.c.value))
+        return {row.name: bool(row.value) for row in rows}
+
+    async def save(self, changes: Mapping[str, bool], actor: str | None) -> None:
+        """Write every change in one transaction (all or nothing)."""
+        async with self.db.begin() as conn:
+            for name, value in changes.items():
+                values = {"value": value, "updated_at": now(), "updated_by": actor}
+                updated = await conn.execute(flags.update().where(flags.c.name == name).values(values))
+                if updated.rowcount == 0:
+                    await conn.execute(flags.insert().values(name=name, **values))
+
+
+class RuntimeFlags:
+    """Flag values in force, and how a configured value meets a persisted one."""
+
+    def __init__(self, store: FlagStore | None, env_file: str | None) -> None:
+        self.store = store
+        self.env_file = env_file
+        #: Flags plugins declared (`PluginInfo.flags`), by name.
+        self.declared: dict[str, bool] = {}
+        self._persisted: dict[str, bool] = {}
+
+    async def load_persisted(self) -> None:
+        if self.store is not None:
+            self._persisted = await self.store.load()
+
+    def persisted(self, name: str) -> bool | None:
+        """The value last set through the API, unless the environment names the flag."""
+        if name not in self._persisted or explicit_in_environment([name], self.env_file):
+            return None
+        return self._persisted[name]

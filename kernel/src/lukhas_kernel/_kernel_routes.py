@@ -1,0 +1,136 @@
+"""The kernel's own routes: health, readiness, plugins, user profiles, flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, StrictBool
+
+from ._auth import current_user
+from ._kernel import Kernel
+from ._problems import ProblemError
+from ._records import PluginState, PluginView, StartupReport
+from ._routing import Route
+
+__all__ = ["kernel_routes"]
+
+
+class Alive(BaseModel):
+    status: str = "alive"
+
+
+class PluginBrief(BaseModel):
+    name: str
+    state: PluginState
+    reason: str | None
+
+
+class Readiness(BaseModel):
+    status: str
+    kernel: str
+    required: list[str]
+    missing: list[str]
+    plugins: list[PluginBrief]
+
+
+class PluginList(BaseModel):
+    status: str
+    items: list[PluginView]
+    count: int
+
+
+class ProfileQuery(BaseModel):
+    model_config = ConfigDict(extra="allow")  # plugins read their own options
+
+    include_drift: bool = False
+
+
+class UserProfile(BaseModel):
+    """Kernel fields plus what plugins contribute (`lukhas_profile_fields`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    user_id: str
+    username: str
+    tier: str
+    drift_metrics: dict[str, Any] | None = None
+
+
+class FlagMap(BaseModel):
+    """`{"FLAG_NAME": bool, ...}`; PATCH takes any subset."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, StrictBool]
+
+
+def kernel_routes(kernel: Kernel) -> list[Route]:
+    async def healthz(request: web.Request) -> Alive:
+        return Alive()
+
+    async def readyz(request: web.Request) -> web.Response:
+        required = kernel.settings.required
+        missing = [n for n in required
+                   if n not in kernel.records or not kernel.records[n].state.serving]
+        ready = kernel.ready and not missing
+        body = Readiness(
+            status="ready" if ready else "not_ready",
+            kernel="ready" if kernel.ready else "starting",
+            required=required,
+            missing=missing,
+            plugins=[PluginBrief(name=r.name, state=r.state, reason=r.reason)
+                     for r in kernel.records.values()],
+        )
+        return web.Response(status=200 if ready else 503, text=body.model_dump_json(),
+                            content_type="application/json")
+
+    async def plugins(request: web.Request) -> PluginList:
+        items = [PluginView.of(r) for r in kernel.records.values()]
+        return PluginList(status=StartupReport.of(list(kernel.records.values())).status,
+                          items=items, count=len(items))
+
+    async def profile(request: web.Request, query: ProfileQuery) -> UserProfile:
+        caller, user_id = current_user(request), request.match_info["user_id"]
+        # Another user's profile is "not found": existence is not revealed.
+        user = await kernel.services.accounts.get_user(user_id) \
+            if caller.is_admin or caller.id == user_id else None
+        if user is None:
+            raise ProblemError(404, f"no user {user_id}")
+        fields: dict[str, Any] = {}
+        options = query.model_dump()
+        person = {"user_id": user.id, "username": user.username, "tier": user.tier, "role": user.role}
+        for contribution in (await kernel.call_each("lukhas_profile_fields", user=person,
+                                                     options=options)).values():
+            if isinstance(contribution, dict):
+                fields.update(contribution)
+        return UserProfile(**{**fields, **{k: person[k] for k in ("user_id", "username", "tier")}})
+
+    async def get_flags(request: web.Request) -> FlagMap:
+        return FlagMap(**kernel.flag_values())
+
+    async def patch_flags(request: web.Request, body: FlagMap) -> FlagMap:
+        changes = dict(body.model_extra or {})
+        known = kernel.flag_values()
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise ProblemError(
+                422, f"unknown flag {', '.join(unknown)}", type="urn:lukhas:problem:validation",
+                errors=[{"loc": ["body", name], "msg": "unknown flag", "type": "unknown_flag"}
+                        for name in unknown])
+        return FlagMap(**await kernel.update_flags(changes, current_user(request).id))
+
+    return [
+        Route("GET", "/healthz", healthz, response=Alive, summary="Liveness"),
+        Route("GET", "/readyz", readyz, response=Readiness,
+              summary="Readiness: kernel started and every required plugin serving",
+              errors={503: "not ready; the body says why"}),
+        Route("GET", "/api/v1/plugins", plugins, response=PluginList,
+              summary="Every discovered plugin with its state and reason"),
+        Route("GET", "/api/v1/users/{user_id}", profile, query=ProfileQuery, response=UserProfile,
+              summary="A user's profile (self or admin), with fields plugins contribute",
+              errors={404: "no such user"}),
+        Route("GET", "/api/v1/admin/flags", get_flags, response=FlagMap, role="admin",
+              summary="Run-time flags"),
+        Route("PATCH", "/api/v1/admin/flags", patch_flags, body=FlagMap, response=FlagMap,
+              role="admin", summary="Change run-time flags (persisted; the environment wins at start)"),
+    ]

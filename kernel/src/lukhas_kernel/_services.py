@@ -1,0 +1,53 @@
+"""The kernel's own services: storage, accounts, rate limits, persisted flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ._accounts import Accounts
+from ._flags import FlagStore
+from ._isolation import describe
+from ._ratelimit import RateLimits
+from ._settings import KernelSettings
+from ._storage import Database, StorageError, default_url
+
+__all__ = ["KERNEL_MIGRATIONS", "Services"]
+
+KERNEL_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass
+class Services:
+    db: Database
+    accounts: Accounts
+    limits: RateLimits
+    flags: FlagStore
+    # Set when this start created the first admin: shown once, never logged.
+    first_admin_token: str | None = None
+
+    @classmethod
+    async def open(cls, settings: KernelSettings, *, create_admin: bool = True) -> Services:
+        """Open the database and bring the kernel's tables to head.
+
+        Raises StorageError (one line) when the database cannot be used.
+        """
+        db = Database(settings.database_url or default_url(settings.data_dir),
+                      settings.db_timeout_s, settings.db_busy_timeout_ms)
+        try:
+            await db.migrate("lukhas", KERNEL_MIGRATIONS, upgrade=settings.auto_migrate)
+            accounts = Accounts(db, settings.auth_cache_ttl_s)
+            token = await accounts.ensure_first_admin() if create_admin else None
+        except StorageError:
+            await db.dispose()
+            raise
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            await db.dispose()
+            raise StorageError(f"cannot open database {db.shown_url}: {describe(exc)}") from None
+        limits = RateLimits(settings.rate_limit_storage, settings.db_timeout_s)
+        return cls(db, accounts, limits, FlagStore(db), token)
+
+    async def close(self) -> None:
+        await self.db.dispose()

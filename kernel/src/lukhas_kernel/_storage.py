@@ -1,0 +1,120 @@
+"""Storage: one SQLAlchemy async engine, and Alembic migrations per owner.
+
+The kernel and each plugin own their tables (named with their prefix) and
+their migrations. Every owner keeps its revision in its own version table
+(`<owner>_alembic_version`), so one plugin's migrations never block or break
+another's, and a plugin installed later simply starts its own history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+__all__ = ["Database", "StorageError", "default_url"]
+
+_ALEMBIC_ENV = Path(__file__).parent / "_alembic"
+
+
+class StorageError(Exception):
+    """The database cannot be used; the message is one line for a person."""
+
+
+def default_url(data_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{data_dir.resolve() / 'lukhas.db'}"
+
+
+class Database:
+    """The engine plus the timeout every statement runs under.
+
+    Plugins receive it as `context.db` and use ``async with db.begin() as conn``
+    (a transaction) or ``async with db.connect() as conn`` (reads).
+    """
+
+    def __init__(self, url: str, timeout_s: float, busy_timeout_ms: int = 5000) -> None:
+        self.url = make_url(url)
+        self.timeout_s = timeout_s
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        if self.is_sqlite:
+            self._tune_sqlite(busy_timeout_ms)
+
+    def _tune_sqlite(self, busy_timeout_ms: int) -> None:
+        @event.listens_for(self.engine.sync_engine, "connect")
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # WAL lets readers run beside the one writer; the busy timeout makes
+            # a second writer (the CLI, another host) wait instead of failing.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    @property
+    def shown_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction, committed on success, within the storage timeout."""
+        async with asyncio.timeout(self.timeout_s), self.engine.begin() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads, within the storage timeout."""
+        async with asyncio.timeout(self.timeout_s), self.engine.connect() as connection:
+            yield connection
+
+    async def ping(self) -> None:
+        async with self.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+
+    async def migrate(self, owner: str, versions: Path, *, upgrade: bool = True) -> str | None:
+        """Bring `owner`'s tables to the head of its migrations in `versions`.
+
+        With `upgrade` False, only check: raise StorageError unless at head.
+        Returns the revision the database is at afterwards.
+        """
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", str(_ALEMBIC_ENV))
+        config.set_main_option("version_locations", str(versions))
+        config.set_main_option("path_separator", "os")
+        table = f"{owner}_alembic_version"
+        config.attributes["version_table"] = table
+
+        def run(connection: sa.Connection) -> str | None:
+            config.attributes["connection"] = connection
+            head = ScriptDirectory.from_config(config).get_current_head()
+            current = MigrationContext.configure(
+                connection, opts={"version_table": table}).get_current_revision()
+            if current != head:
+                if not upgrade:
+                    raise StorageError(
+                        f"{owner} tables are at revision {current}, the code needs {head}: "
+                        "run `lukhas db upgrade`")
+                command.upgrade(config, "head")
+            return head
+
+        async with self.engine.begin() as connection:
+            return await connection.run_sync(run)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
