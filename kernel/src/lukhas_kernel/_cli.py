@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
 import sys
-
 
 import click
 import structlog

@@ -12,7 +12,6 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ._auth import USER_KEY, authenticate, guard_for, needs_token

@@ -30,7 +30,10 @@ class StageError(Exception):
 
 def describe(exc: BaseException) -> str:
     """One line: the exception type and message, shortened."""
-    message = " ".join(str(exc).split())
+    # SQLAlchemy wraps the driver's error with the statement and a link: the
+    # driver's own message is the reason.
+    original = getattr(exc, "orig", None)
+    message = " ".join(str(original if original is not None else exc).split())
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
 

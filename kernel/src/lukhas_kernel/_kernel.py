@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import graphlib
-from pathlib import Path
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -26,11 +26,11 @@ from . import hookspecs
 from ._chaos import ChaosPlan
 from ._context import PluginContext, PluginInfo
 from ._discovery import discover
+from ._flags import RuntimeFlags
 from ._isolation import StageError, describe, import_in_thread, run_isolated
+from ._ratelimit import parse_limit
 from ._records import PluginRecord, PluginState, Stage, StartupReport
 from ._routing import Route
-from ._flags import RuntimeFlags
-from ._ratelimit import parse_limit
 from ._services import Services
 from ._settings import (
     KernelSettings,

@@ -47,6 +47,8 @@ class Database:
         if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        # Alembic keeps its migration context in module globals: one at a time.
+        self._migrating = asyncio.Lock()
         if self.is_sqlite:
             self._tune_sqlite(busy_timeout_ms)
 
@@ -113,7 +115,7 @@ class Database:
                 command.upgrade(config, "head")
             return head
 
-        async with self.engine.begin() as connection:
+        async with self._migrating, self.engine.begin() as connection:
             return await connection.run_sync(run)
 
     async def dispose(self) -> None:
