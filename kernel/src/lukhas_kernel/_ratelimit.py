@@ -53,10 +53,11 @@ class RateLimits:
         }
         if not allowed:
             self.limited += 1
+            retry = max(reset, 1)
             raise ProblemError(
                 429,
-                f"rate limit of {limit.amount} per {limit.get_expiry()} s exceeded; retry in {max(reset, 1)} s",
+                f"rate limit of {limit.amount} per {limit.get_expiry()} s exceeded; retry in {retry} s",
                 type="urn:lukhas:problem:rate-limited",
-                headers={**headers, "Retry-After": str(max(reset, 1))},
+                headers={**headers, "Retry-After": str(retry)},
             )
         return headers

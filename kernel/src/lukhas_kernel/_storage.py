@@ -63,6 +63,13 @@ class Database:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            # The driver's own transaction handling skips DDL (a failed
+            # migration would stay half-applied); SQLAlchemy issues BEGIN itself.
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(self.engine.sync_engine, "begin")
+        def on_begin(connection: sa.Connection) -> None:
+            connection.exec_driver_sql("BEGIN")
 
     @property
     def shown_url(self) -> str:

@@ -10,6 +10,7 @@ makes them available::
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -52,8 +53,12 @@ def lukhas_host(aiohttp_client: Any, tmp_path: Any) -> Callable[..., Awaitable[A
             config or {}, None, extra_plugins=",".join(plugins), chaos=chaos, **settings
         )
         app = await create_app(kernel_settings, config or {}, env_file=None, installed=installed)
-        token = services_of(app).first_admin_token
-        headers = {"Authorization": f"Bearer {token}"} if as_admin and token else {}
+        services = services_of(app)
+        token = services.first_admin_token
+        if as_admin and token is None:  # a database that already has its admin
+            _, token = await services.accounts.create_user(
+                f"fixture-admin-{secrets.token_hex(4)}", "enterprise", admin=True)
+        headers = {"Authorization": f"Bearer {token}"} if as_admin else {}
         return await aiohttp_client(app, headers=headers)
 
     return start
