@@ -23,6 +23,7 @@ __all__ = [
     "ExitedEarly",
     "Figure",
     "free_port",
+    "http_get",
     "http_status",
     "machine",
     "median",
@@ -31,6 +32,7 @@ __all__ = [
     "rss_mb_of",
     "stop",
     "wait_for_status",
+    "within_target",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -50,8 +52,10 @@ class Figure:
     """One measured number, with what it is compared against.
 
     `target` is an upper bound (the figure is within target when
-    `value <= target`); `reference` is the same quantity for a baseline
-    (e.g. a bare aiohttp app) and `ratio` is `value / reference`.
+    `value <= target`), or a lower bound when `higher_is_better` (within
+    target when `value >= target`, e.g. requests/s); `reference` is the same
+    quantity for a baseline (e.g. a bare aiohttp app) and `ratio` is
+    `value / reference`.
     """
 
     name: str
@@ -59,6 +63,7 @@ class Figure:
     unit: str
     target: float | None = None
     reference: float | None = None
+    higher_is_better: bool = False
 
     @property
     def ratio(self) -> float | None:
@@ -68,7 +73,7 @@ class Figure:
 
     @property
     def within_target(self) -> bool | None:
-        return None if self.target is None else self.value <= self.target
+        return within_target(self.value, self.target, self.higher_is_better)
 
     def as_json(self) -> dict[str, Any]:
         """The figure as stored in `results/<module>.json`."""
@@ -80,7 +85,16 @@ class Figure:
             "target": self.target,
             "reference": None if self.reference is None else round(self.reference, 3),
             "ratio": None if ratio is None else round(ratio, 3),
+            "higher_is_better": self.higher_is_better,
         }
+
+
+def within_target(value: float, target: float | None, higher_is_better: bool = False) -> bool | None:
+    """Whether `value` meets `target` (None without one): an upper bound, or a
+    lower bound when `higher_is_better`."""
+    if target is None:
+        return None
+    return value >= target if higher_is_better else value <= target
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -138,6 +152,32 @@ def http_status(port: int, path: str, timeout_s: float) -> int | None:
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
         return None
     return int(parts[1])
+
+
+def http_get(
+    port: int, path: str, headers: dict[str, str] | None = None, timeout_s: float = 5.0
+) -> tuple[int, bytes]:
+    """GET http://127.0.0.1:`port``path` with `headers`; the status code and body.
+
+    Only for small answers with a Content-Length (it reads until the server
+    closes). Raises BenchError when there is no well-formed answer.
+    """
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    request = "\r\n".join(lines) + "\r\n\r\n"
+    answer = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+            sock.sendall(request.encode("ascii"))
+            while chunk := sock.recv(65536):
+                answer += chunk
+    except OSError as exc:
+        raise BenchError(f"GET {path} on port {port}: {exc}") from None
+    head, _, body = answer.partition(b"\r\n\r\n")
+    parts = head.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        raise BenchError(f"GET {path} on port {port}: no HTTP answer ({answer[:80]!r})")
+    return int(parts[1]), body
 
 
 def rss_mb_of(pid: int) -> float:

@@ -1,8 +1,10 @@
-"""The reference for process start-up: a bare aiohttp app with one route.
+"""The reference for Lukhas: a bare aiohttp app with two small JSON routes.
 
-``python benchmarks/bare_app.py PORT`` serves ``GET /readyz`` → 200 on
-127.0.0.1:PORT until SIGTERM. It shows what Python and aiohttp cost by
-themselves, before any Lukhas code runs.
+``python benchmarks/bare_app.py PORT`` serves, on 127.0.0.1:PORT until
+SIGTERM, ``GET /readyz`` → 200 (the start-up reference) and
+``GET /api/v1/plugins`` → 200 with the body Lukhas gives when no plugin is
+installed (the throughput reference; no authentication, no middleware). It
+shows what Python and aiohttp cost by themselves, before any Lukhas code runs.
 """
 
 from __future__ import annotations
@@ -11,16 +13,24 @@ import sys
 
 from aiohttp import web
 
+PLUGINS_BODY = {"status": "ok", "items": [], "count": 0}
+
 
 async def readyz(request: web.Request) -> web.Response:
     """Always ready."""
     return web.json_response({"status": "ready"})
 
 
+async def plugins(request: web.Request) -> web.Response:
+    """A small constant JSON document, like Lukhas's `/api/v1/plugins`."""
+    return web.json_response(PLUGINS_BODY)
+
+
 def main() -> None:
     """Serve until terminated."""
     app = web.Application()
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/api/v1/plugins", plugins)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 
 

@@ -69,7 +69,8 @@ async def test_user_routes_answer_users_and_admins(host, method, path, body):
 @pytest.mark.parametrize(("method", "path", "body"), ADMIN_ROUTES)
 async def test_admin_routes_refuse_plain_users(host, method, path, body):
     client, _, users = host
-    body403 = await problem(await client.request(method, path, json=body, headers=bearer(users["ada"][1])), 403)
+    refused = await client.request(method, path, json=body, headers=bearer(users["ada"][1]))
+    body403 = await problem(refused, 403)
     assert body403["detail"] == "this operation needs the admin role"
     ok = await client.request(method, path, json=body, headers=bearer(users["root"][1]))
     assert ok.status == 200
@@ -101,16 +102,18 @@ async def test_profile_of_self_and_by_admin(host):
     assert body["user_id"] == ada.id and body["username"] == "ada" and body["tier"] == "premium"
     assert body["drift_metrics"] is None  # no plugin contributes drift here
     assert body["greeting"] == "hello ada"  # contributed by the healthy plugin
-    by_admin = await client.get(f"/api/v1/users/{ada.id}?include_drift=true", headers=bearer(users["root"][1]))
+    by_admin = await client.get(f"/api/v1/users/{ada.id}?include_drift=true",
+                                headers=bearer(users["root"][1]))
     assert (await by_admin.json())["username"] == "ada"
 
 
 async def test_another_users_profile_is_not_found(host):
     client, _, users = host
     bob, _ = users["bob"]
-    body = await problem(await client.get(f"/api/v1/users/{bob.id}", headers=bearer(users["ada"][1])), 404)
+    ada = bearer(users["ada"][1])
+    body = await problem(await client.get(f"/api/v1/users/{bob.id}", headers=ada), 404)
     # The same answer as for an id that does not exist: existence is not revealed.
-    missing = await problem(await client.get("/api/v1/users/usr_nobody", headers=bearer(users["ada"][1])), 404)
+    missing = await problem(await client.get("/api/v1/users/usr_nobody", headers=ada), 404)
     assert body["title"] == missing["title"]
     assert (await problem(await client.get("/api/v1/users/usr_nobody",
                                            headers=bearer(users["root"][1])), 404))
