@@ -31,7 +31,9 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest
 
+# wrk (Debian's package) drives the throughput benchmark; installed when missing (needs root).
 bench: install-dev
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m benchmarks
 
 lint: install-dev

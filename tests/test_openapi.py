@@ -55,3 +55,16 @@ async def test_docs_page_uses_local_assets(lukhas_host):
         response = await client.get(asset)
         assert response.status == 200
         assert len(await response.read()) > 10_000
+
+
+async def test_security_and_error_answers_are_documented(lukhas_host):
+    client = await lukhas_host(["sample_plugins.notes"])
+    document = await (await client.get("/openapi.json")).json()
+    validate(document)
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    create = document["paths"]["/api/v1/notes"]["post"]
+    assert create["security"] == [{"bearer": []}]
+    assert {"401", "429", "422"} <= set(create["responses"])
+    assert "403" in document["paths"]["/api/v1/admin/flags"]["patch"]["responses"]
+    assert "security" not in document["paths"]["/healthz"]["get"]
+    assert document["paths"]["/api/v1/users/{user_id}"]["get"]["parameters"][1]["name"] == "include_drift"

@@ -14,6 +14,7 @@ from openapi_ui_bundles import swagger_ui
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from ._auth import needs_token
 from ._problems import PROBLEM_JSON, Problem
 from ._routing import Route, openapi_path, path_parameters
 
@@ -74,6 +75,13 @@ def openapi_document(mounted: list[tuple[str | None, Route]], version: str) -> d
             success["content"] = {"application/json": {
                 "schema": refs[(route.response, "serialization")]}}
         operation["responses"][str(route.status)] = success
+        if needs_token(route.path):
+            operation["security"] = [{"bearer": []}]
+            operation["responses"]["401"] = _problem("missing, malformed, unknown or revoked token")
+            if route.role == "admin":
+                operation["responses"]["403"] = _problem("the admin role is needed")
+        if route.rate_limit:
+            operation["responses"]["429"] = _problem(f"rate limited ({route.rate_limit} per caller)")
         for status, description in route.errors.items():
             operation["responses"][str(status)] = _problem(description)
         paths.setdefault(openapi_path(route.path), {})[route.method.lower()] = operation
@@ -83,7 +91,11 @@ def openapi_document(mounted: list[tuple[str | None, Route]], version: str) -> d
         "info": {"title": "Lukhas", "version": version},
         "tags": [{"name": tag} for tag in tags],
         "paths": paths,
-        "components": {"schemas": definitions.get("$defs", {})},
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "lk_… token from `lukhas tokens issue`"}},
+        },
     }
 
 
