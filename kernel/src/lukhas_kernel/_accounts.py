@@ -172,7 +172,7 @@ class Accounts:
                 sa.select(tokens.c.hash, tokens.c.prefix)
                 .where(tokens.c.prefix.startswith(candidate, autoescape=True),
                        tokens.c.revoked_at.is_(None)))).all()
-            if len(prefix) > TOKEN_PREFIX_CHARS:  # a whole token: compare its hash
+            if _TOKEN.match(prefix):  # a whole token: compare its hash
                 rows = [r for r in rows if hmac.compare_digest(r.hash, _hash(prefix))]
             if not rows:
                 raise AccountError(f"no live token starts with {prefix!r}")

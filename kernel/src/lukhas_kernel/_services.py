@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ._accounts import Accounts
 from ._flags import FlagStore
 from ._isolation import describe
 from ._ratelimit import RateLimits
-from ._settings import KernelSettings
+from ._settings import KernelSettings, SettingsError
 from ._storage import Database, StorageError, default_url
 
 __all__ = ["KERNEL_MIGRATIONS", "Services"]
@@ -34,8 +35,14 @@ class Services:
 
         Raises StorageError (one line) when the database cannot be used.
         """
-        db = Database(settings.database_url or default_url(settings.data_dir),
-                      settings.db_timeout_s, settings.db_busy_timeout_ms)
+        url = settings.database_url or default_url(settings.data_dir)
+        try:
+            db = Database(url, settings.db_timeout_s, settings.db_busy_timeout_ms)
+        except (SQLAlchemyError, ImportError) as exc:  # unparsable URL, unknown or sync driver
+            raise SettingsError("LUKHAS_DATABASE_URL", describe(exc)) from None
+        except OSError as exc:  # the SQLite file's directory cannot be created
+            shown = make_url(url).render_as_string(hide_password=True)
+            raise StorageError(f"cannot open database {shown}: {describe(exc)}") from None
         try:
             await db.migrate("lukhas", KERNEL_MIGRATIONS, upgrade=settings.auto_migrate)
             accounts = Accounts(db, settings.auth_cache_ttl_s)

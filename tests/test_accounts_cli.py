@@ -1,0 +1,402 @@
+"""Users, tokens, first admin, database start-up and `db upgrade`, as real processes.
+
+Every command runs as `python -m lukhas_kernel ...` in `tmp_path` with a clean
+Lukhas environment and its data dir under `tmp_path`; every process has a timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from test_cli import TESTS, authorized, first_admin_token, free_port, lukhas
+
+TOKEN = re.compile(r"^lk_[A-Za-z0-9_-]{43,}$")
+URL_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+PROBLEM = "application/problem+json"
+
+
+# -- helpers ---------------------------------------------------------------
+
+
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`lukhas ARGS` on the data dir `tmp_path/data`, JSON logs."""
+    return lukhas(*args, cwd=tmp_path, timeout=timeout,
+                  env={"LUKHAS_DATA_DIR": str(data_dir(tmp_path)), "LUKHAS_LOG_FORMAT": "json",
+                       **(env or {})})
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    return result.stdout
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    """Assert `result` failed with `code` and exactly one line on stderr; return it."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert lines[0].startswith("lukhas: "), lines[0]
+    return lines[0]
+
+
+def add_user(tmp_path: Path, name: str, *options: str) -> tuple[str, str]:
+    """`lukhas users add NAME OPTIONS` → (user_id, token)."""
+    out = ok(cli(tmp_path, "users", "add", name, *options))
+    lines = out.splitlines()
+    assert len(lines) == 2, out
+    user_id = re.fullmatch(r"user_id: (usr_[A-Za-z0-9]+)", lines[0])
+    token = re.fullmatch(r"token:   (\S+)", lines[1])
+    assert user_id and token, out
+    assert TOKEN.match(token[1]), token[1]
+    return user_id[1], token[1]
+
+
+def token_lines(tmp_path: Path, name: str) -> list[str]:
+    return ok(cli(tmp_path, "tokens", "list", name)).splitlines()
+
+
+def db_file(tmp_path: Path) -> Path:
+    return data_dir(tmp_path) / "lukhas.db"
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def get(url: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = authorized(url, token) if token else urllib.request.Request(url)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, dict(reply.headers), reply.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@dataclass
+class Host:
+    process: subprocess.Popen[str]
+    url: str
+    stdout: str = ""  # what is left on stdout after the test read from it
+    stderr: str = ""
+
+
+@contextmanager
+def serving(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Host]:
+    """A real `lukhas serve` on a free port, ready; stopped with SIGINT afterwards."""
+    port = free_port()
+    full = {k: v for k, v in os.environ.items()
+            if not (k.startswith("LUKHAS_") or k.endswith("_ENABLED"))}
+    full.update(PYTHONPATH=str(TESTS), LUKHAS_PORT=str(port), LUKHAS_LOG_FORMAT="json",
+                LUKHAS_DATA_DIR=str(data_dir(tmp_path)), **(env or {}))
+    process = subprocess.Popen([sys.executable, "-m", "lukhas_kernel", "serve"], cwd=tmp_path,
+                               env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    host = Host(process, f"http://127.0.0.1:{port}")
+    started, status = time.monotonic(), None
+    try:
+        while time.monotonic() - started < 30 and status != 200 and process.poll() is None:
+            try:
+                status = get(host.url + "/healthz")[0]
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.05)
+        if status == 200:
+            yield host
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            host.stdout, host.stderr = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            host.stdout, host.stderr = process.communicate(timeout=15)
+    assert status == 200, f"host not serving within 30 s (exit code {process.returncode}):\n{host.stderr}"
+    assert process.returncode == 0, host.stderr
+
+
+# -- 1. users ----------------------------------------------------------------
+
+
+def test_users_add_prints_id_and_token_and_list_shows_tier_and_role(tmp_path):
+    alice_id, alice_token = add_user(tmp_path, "alice")
+    bob_id, bob_token = add_user(tmp_path, "bob", "--tier", "premium", "--admin")
+    assert alice_id != bob_id and alice_token != bob_token
+
+    again = cli(tmp_path, "users", "add", "alice", "--tier", "enterprise")
+    assert one_line_error(again) == "lukhas: user 'alice' already exists"
+    assert again.stdout == ""  # no token for a user that was not created
+
+    bad_tier = cli(tmp_path, "users", "add", "carol", "--tier", "gold")
+    assert bad_tier.returncode == 2
+    assert "Invalid value for '--tier'" in bad_tier.stderr
+    assert "Traceback" not in bad_tier.stderr
+
+    bad_name = cli(tmp_path, "users", "add", "no spaces")
+    assert one_line_error(bad_name).startswith("lukhas: invalid username 'no spaces'")
+
+    table = [line.split() for line in ok(cli(tmp_path, "users", "list")).splitlines()]
+    assert table == [[alice_id, "alice", "free", "user"], [bob_id, "bob", "premium", "admin"]]
+
+    listing = json.loads(ok(cli(tmp_path, "users", "list", "--json")))
+    assert listing["count"] == 2
+    assert [(u["user_id"], u["username"], u["tier"], u["role"]) for u in listing["items"]] == [
+        (alice_id, "alice", "free", "user"), (bob_id, "bob", "premium", "admin")]
+    for user in listing["items"]:
+        assert datetime.fromisoformat(user["created_at"]).tzinfo is not None
+    # Neither listing ever shows a token.
+    everything = ok(cli(tmp_path, "users", "list")) + json.dumps(listing)
+    assert alice_token[:12] not in everything and bob_token[:12] not in everything
+
+
+# -- 2. tokens ---------------------------------------------------------------
+
+
+def test_tokens_issue_list_revoke(tmp_path):
+    _, first = add_user(tmp_path, "alice")
+    issued = cli(tmp_path, "tokens", "issue", "alice")
+    second = ok(issued).strip()
+    assert issued.stdout.count("\n") == 1 and TOKEN.match(second) and second != first
+
+    assert one_line_error(cli(tmp_path, "tokens", "issue", "nobody")) == "lukhas: no user 'nobody'"
+    assert one_line_error(cli(tmp_path, "tokens", "list", "nobody")) == "lukhas: no user 'nobody'"
+
+    lines = token_lines(tmp_path, "alice")
+    assert [line.split()[0] for line in lines] == [first[:12], second[:12]]
+    assert all(line.endswith("live") and "last used never" in line for line in lines)
+    listed = "\n".join(lines)
+    for token in (first, second):  # the leading 12 characters, never more
+        assert token not in listed and token[:13] not in listed
+
+    short = cli(tmp_path, "tokens", "revoke", first[:7])
+    assert one_line_error(short) == "lukhas: a token prefix needs at least 8 characters"
+
+    # A 12-character prefix no token has: change its last character.
+    last = next(c for c in URL_SAFE if c not in (first[11], second[11]))
+    unknown = first[:11] + last
+    assert one_line_error(cli(tmp_path, "tokens", "revoke", unknown)) == (
+        f"lukhas: no live token starts with {unknown!r}")
+
+    assert ok(cli(tmp_path, "tokens", "revoke", first[:12])).strip() == f"revoked {first[:12]}"
+    lines = token_lines(tmp_path, "alice")
+    assert lines[0].startswith(first[:12]) and re.search(r"revoked \d{4}-\d\d-\d\d \d\d:\d\d$", lines[0])
+    assert lines[1].startswith(second[:12]) and lines[1].endswith("live")
+
+    again = cli(tmp_path, "tokens", "revoke", first[:12])
+    assert one_line_error(again) == f"lukhas: no live token starts with {first[:12]!r}"
+
+    # The shortest legal prefix (8 characters) and the whole token work too.
+    third = ok(cli(tmp_path, "tokens", "issue", "alice")).strip()
+    assert ok(cli(tmp_path, "tokens", "revoke", second[:8])).strip() == f"revoked {second[:12]}"
+    assert ok(cli(tmp_path, "tokens", "revoke", third)).strip() == f"revoked {third[:12]}"
+    assert all("revoked" in line for line in token_lines(tmp_path, "alice"))
+
+
+def test_tokens_revoke_ambiguous_prefix(tmp_path):
+    """Tokens with known prefixes are written straight into `lukhas_tokens`."""
+    alice_id, _ = add_user(tmp_path, "alice")
+    known = {
+        "a": "lk_Ambiguous" + "a" * 34,
+        "b": "lk_Ambiguous" + "b" * 34,
+        "z": "lk_Ambiguouz" + "z" * 34,
+    }
+    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite3.connect(db_file(tmp_path)) as conn:
+        conn.executemany(
+            "INSERT INTO lukhas_tokens (hash, prefix, user_id, created_at) VALUES (?, ?, ?, ?)",
+            [(hashlib.sha256(t.encode()).hexdigest(), t[:12], alice_id, created)
+             for t in known.values()])
+
+    def revoked() -> dict[str, bool]:
+        with sqlite3.connect(db_file(tmp_path)) as conn:
+            rows = dict(conn.execute("SELECT hash, revoked_at IS NOT NULL FROM lukhas_tokens"))
+        return {k: bool(rows[hashlib.sha256(t.encode()).hexdigest()]) for k, t in known.items()}
+
+    assert one_line_error(cli(tmp_path, "tokens", "revoke", "lk_Ambig")) == (
+        "lukhas: 3 tokens start with 'lk_Ambig'; give more characters")
+    assert one_line_error(cli(tmp_path, "tokens", "revoke", "lk_Ambiguous")) == (
+        "lukhas: 2 tokens start with 'lk_Ambiguous'; give more characters")
+    assert revoked() == {"a": False, "b": False, "z": False}  # an ambiguous revoke changes nothing
+
+    # The whole token picks one of two tokens sharing their stored prefix.
+    assert ok(cli(tmp_path, "tokens", "revoke", known["a"])).strip() == "revoked lk_Ambiguous"
+    assert revoked() == {"a": True, "b": False, "z": False}
+    # Now only one live token starts with it.
+    assert ok(cli(tmp_path, "tokens", "revoke", "lk_Ambiguous")).strip() == "revoked lk_Ambiguous"
+    assert revoked() == {"a": True, "b": True, "z": False}
+    assert ok(cli(tmp_path, "tokens", "revoke", "lk_Ambig")).strip() == "revoked lk_Ambiguouz"
+    assert revoked() == {"a": True, "b": True, "z": True}
+    assert sorted(line.split()[0] for line in token_lines(tmp_path, "alice")[1:]) == [
+        "lk_Ambiguous", "lk_Ambiguous", "lk_Ambiguouz"]
+
+
+# -- 3. a revoked token stops working over HTTP -------------------------------
+
+
+def test_token_revoked_by_the_cli_is_refused_by_a_running_host(tmp_path):
+    _, token = add_user(tmp_path, "alice")
+    other = ok(cli(tmp_path, "tokens", "issue", "alice")).strip()
+    with serving(tmp_path, {"LUKHAS_AUTH_CACHE_TTL_S": "0"}) as host:
+        plugins = host.url + "/api/v1/plugins"
+        status, _, body = get(plugins, token)
+        assert status == 200, body
+        assert json.loads(body)["status"] == "ok"
+        assert "last used never" not in token_lines(tmp_path, "alice")[0]
+
+        ok(cli(tmp_path, "tokens", "revoke", token[:12]))
+        status, headers, body = get(plugins, token)
+        assert status == 401, body
+        assert headers["WWW-Authenticate"].startswith("Bearer")
+        assert headers["Content-Type"].startswith(PROBLEM)
+        problem = json.loads(body)
+        assert problem["status"] == 401 and {"type", "title", "detail"} <= problem.keys()
+
+        # Only that token: the user's other token still works.
+        assert get(plugins, other)[0] == 200
+        # Without a token, and with garbage, also 401 with a Bearer challenge.
+        for bad in (None, "lk_not-a-token"):
+            status, headers, _ = get(plugins, bad)
+            assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+    assert token not in host.stderr and other not in host.stderr
+
+
+# -- 4. the first admin --------------------------------------------------------
+
+
+def test_first_start_creates_admin_and_prints_its_token_once(tmp_path):
+    with serving(tmp_path) as first:
+        token = first_admin_token(first.process)
+        assert TOKEN.match(token)
+        assert get(first.url + "/api/v1/plugins", token)[0] == 200
+    assert token not in first.stderr
+    assert "lk_" not in first.stdout  # printed once only
+
+    with serving(tmp_path) as second:
+        assert get(second.url + "/api/v1/plugins", token)[0] == 200
+    assert second.stdout == ""
+    assert token not in second.stderr
+
+    users = json.loads(ok(cli(tmp_path, "users", "list", "--json")))["items"]
+    assert [(u["username"], u["role"]) for u in users] == [("admin", "admin")]
+    assert [line.split()[0] for line in token_lines(tmp_path, "admin")] == [token[:12]]
+
+
+# -- 5. a database that cannot be opened ---------------------------------------
+
+
+def _unusable(kind: str, tmp_path: Path) -> str:
+    if kind == "under_a_file":
+        (tmp_path / "file").write_text("not a directory\n")
+        return f"sqlite+aiosqlite:///{tmp_path / 'file' / 'x.db'}"
+    if kind == "under_proc":
+        return "sqlite+aiosqlite:////proc/nonexistent/x.db"
+    (tmp_path / "dir.db").mkdir()  # kind == "a_directory"
+    return f"sqlite+aiosqlite:///{tmp_path / 'dir.db'}"
+
+
+@pytest.mark.parametrize("kind", ["under_a_file", "under_proc", "a_directory"])
+@pytest.mark.parametrize("command", [["serve"], ["doctor"], ["users", "list"], ["db", "upgrade"]],
+                         ids=["serve", "doctor", "users-list", "db-upgrade"])
+def test_database_that_cannot_be_opened_is_one_line_exit_1(tmp_path, kind, command):
+    env = {"LUKHAS_DATABASE_URL": _unusable(kind, tmp_path)}
+    if command == ["serve"]:
+        env["LUKHAS_PORT"] = str(free_port())
+    result = cli(tmp_path, *command, env=env, timeout=30)
+    assert one_line_error(result).startswith("lukhas: cannot open database "), result.stderr
+    assert "lk_" not in result.stdout
+
+
+@pytest.mark.parametrize("url", ["nonsense", "nosuchdialect://x", "sqlite:///sync.db"])
+@pytest.mark.parametrize("command", ["serve", "doctor"])
+def test_unusable_database_url_is_a_bad_setting(tmp_path, url, command):
+    """Unparsable, unknown dialect, or a driver that is not async: exit 2, one line."""
+    result = cli(tmp_path, command, env={"LUKHAS_DATABASE_URL": url, "LUKHAS_PORT": str(free_port())},
+                 timeout=30)
+    assert one_line_error(result, 2).startswith("lukhas: invalid setting LUKHAS_DATABASE_URL: ")
+
+
+def test_database_driver_not_installed_is_one_line_without_the_password(tmp_path):
+    if importlib.util.find_spec("asyncpg") is not None:
+        pytest.skip("asyncpg is installed here")
+    url = "postgresql+asyncpg://lukhas:s3cret-pw@127.0.0.1:1/lukhas"
+    result = cli(tmp_path, "doctor", env={"LUKHAS_DATABASE_URL": url}, timeout=30)
+    assert result.returncode in (1, 2), result.stderr
+    line = one_line_error(result, result.returncode)
+    assert "asyncpg" in line and "s3cret-pw" not in result.stderr + result.stdout
+
+
+# -- 6. lukhas db upgrade --------------------------------------------------------
+
+
+def test_db_upgrade_kernel_and_plugin_tables(tmp_path):
+    assert ok(cli(tmp_path, "db", "upgrade")) == "lukhas: ok\n"
+    assert {"lukhas_users", "lukhas_tokens", "lukhas_alembic_version"} <= tables(db_file(tmp_path))
+    assert "notes_items" not in tables(db_file(tmp_path))
+
+    notes = {"LUKHAS_EXTRA_PLUGINS": "sample_plugins.notes"}
+    for _ in range(2):  # a second upgrade finds everything at head
+        assert ok(cli(tmp_path, "db", "upgrade", env=notes)).splitlines() == ["lukhas: ok", "notes: ok"]
+    assert "notes_items" in tables(db_file(tmp_path))
+    with sqlite3.connect(db_file(tmp_path)) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(notes_items)")}
+        revision = conn.execute("SELECT version_num FROM notes_alembic_version").fetchall()
+    assert columns == {"id", "owner", "text", "pinned"}
+    assert revision == [("notes_0002",)]
+
+
+def test_db_upgrade_with_a_failing_migration(tmp_path):
+    env = {"LUKHAS_EXTRA_PLUGINS": "sample_plugins.notes,sample_plugins.broken_migration"}
+    for _ in range(2):  # the failed migration left nothing behind: the retry fails alike
+        result = cli(tmp_path, "db", "upgrade", env=env)
+        assert one_line_error(result) == "lukhas: some migrations failed"
+        lines = result.stdout.splitlines()
+        assert lines[0] == "lukhas: ok"
+        assert sorted(lines[1:]) == [
+            "broken_migration: failed: OperationalError: no such table: no_such_table",
+            "notes: ok"]
+    assert "notes_items" in tables(db_file(tmp_path))
+    assert "broken_migration_items" not in tables(db_file(tmp_path))
+
+
+# -- 7. LUKHAS_AUTO_MIGRATE=false -------------------------------------------------
+
+
+def test_without_auto_migrate_doctor_asks_for_db_upgrade(tmp_path):
+    env = {"LUKHAS_AUTO_MIGRATE": "false"}
+    line = one_line_error(cli(tmp_path, "doctor", env=env))
+    assert "run `lukhas db upgrade`" in line
+    assert "lukhas_users" not in tables(db_file(tmp_path))  # the check created nothing
+
+    assert ok(cli(tmp_path, "db", "upgrade", env=env)) == "lukhas: ok\n"
+    report = json.loads(ok(cli(tmp_path, "doctor", env=env)))
+    assert report["status"] == "ok" and report["missing_required"] == []
+
+    # A plugin's tables too: failed at stage migrate until `db upgrade` with it enabled.
+    env["LUKHAS_EXTRA_PLUGINS"] = "sample_plugins.notes"
+    [notes] = json.loads(ok(cli(tmp_path, "doctor", env=env)))["plugins"]
+    assert notes["state"] == "failed" and notes["stage"] == "migrate"
+    assert "run `lukhas db upgrade`" in notes["reason"]
+    ok(cli(tmp_path, "db", "upgrade", env=env))
+    [notes] = json.loads(ok(cli(tmp_path, "doctor", env=env)))["plugins"]
+    assert notes["state"] == "active", notes
