@@ -43,7 +43,7 @@ def _number(value: float | None, unit: str = "") -> str:
         return "–"
     if unit == "×":  # a ratio: two decimals, no space
         return f"{value:.2f}×"
-    text = f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
+    text = f"{value:.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:.1f}"
     return f"{text} {unit}".strip()
 
 
