@@ -8,6 +8,7 @@ lookup by hash is safe and needs no per-token salt.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+import structlog
 from cachetools import TTLCache
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ._storage import Database
 
@@ -31,6 +33,8 @@ _TOKEN = re.compile(r"^lk_[A-Za-z0-9_-]{43,128}$")
 # last_used_at is refreshed at most this often per token: a write per request
 # would serialise every authenticated request on the database's one writer.
 _LAST_USED_RESOLUTION = timedelta(seconds=60)
+_MISSING = object()
+log = structlog.get_logger("lukhas.accounts")
 
 metadata = sa.MetaData()
 users = sa.Table(
@@ -97,6 +101,7 @@ class Accounts:
         self._cache: TTLCache[str, User | None] | None = (
             TTLCache(maxsize=10_000, ttl=cache_ttl_s) if cache_ttl_s > 0 else None
         )
+        self._lookups: dict[str, asyncio.Future[User | None]] = {}
 
     # -- users -------------------------------------------------------------
 
@@ -184,26 +189,47 @@ class Accounts:
         return rows[0].prefix
 
     async def authenticate(self, token: str) -> User | None:
-        """The live token's user, or None; never raises for a bad token."""
+        """The live token's user, or None; never raises for a bad token.
+
+        Concurrent misses for one token share a single lookup, so a cache
+        expiry under load costs one query, not one per waiting request.
+        """
         if not _TOKEN.match(token):
             return None
         digest = _hash(token)
-        if self._cache is not None and digest in self._cache:
-            return self._cache[digest]
+        if self._cache is not None:
+            cached = self._cache.get(digest, _MISSING)
+            if cached is not _MISSING:
+                return cached
+        pending = self._lookups.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(digest))
+            self._lookups[digest] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(digest, None))
+        return await asyncio.shield(pending)
+
+    async def _lookup(self, digest: str) -> User | None:
         async with self.db.connect() as conn:
             row = (await conn.execute(
                 sa.select(tokens.c.hash, tokens.c.last_used_at, users)
                 .join(users, users.c.id == tokens.c.user_id)
                 .where(tokens.c.hash == digest, tokens.c.revoked_at.is_(None)))).first()
-            found = row is not None and hmac.compare_digest(row.hash, digest)
-            user = _user(row) if found else None
-            if found and (row.last_used_at is None
-                          or now() - _utc(row.last_used_at) > _LAST_USED_RESOLUTION):
-                await conn.execute(tokens.update().where(tokens.c.hash == digest).values(last_used_at=now()))
-                await conn.commit()
+        found = row is not None and hmac.compare_digest(row.hash, digest)
+        user = _user(row) if found else None
+        if found and (row.last_used_at is None
+                      or now() - _utc(row.last_used_at) > _LAST_USED_RESOLUTION):
+            await self._touch(digest)
         if self._cache is not None:
             self._cache[digest] = user
         return user
+
+    async def _touch(self, digest: str) -> None:
+        """Record use; bookkeeping only, so a busy database must not fail the request."""
+        try:
+            async with self.db.begin() as conn:
+                await conn.execute(tokens.update().where(tokens.c.hash == digest).values(last_used_at=now()))
+        except (SQLAlchemyError, TimeoutError) as exc:
+            log.warning("token.last_used_not_recorded", reason=type(exc).__name__)
 
 
 def _new_token() -> str:
