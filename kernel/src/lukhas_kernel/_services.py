@@ -18,6 +18,8 @@ from ._storage import Database, StorageError, default_url
 __all__ = ["KERNEL_MIGRATIONS", "Services"]
 
 KERNEL_MIGRATIONS = Path(__file__).parent / "migrations"
+#: The newest kernel revision; a test checks it against KERNEL_MIGRATIONS.
+KERNEL_HEAD = "kernel_0001"
 
 
 @dataclass
@@ -44,7 +46,8 @@ class Services:
             shown = make_url(url).render_as_string(hide_password=True)
             raise StorageError(f"cannot open database {shown}: {describe(exc)}") from None
         try:
-            await db.migrate("lukhas", KERNEL_MIGRATIONS, upgrade=settings.auto_migrate)
+            await db.migrate("lukhas", KERNEL_MIGRATIONS, upgrade=settings.auto_migrate,
+                             known_head=KERNEL_HEAD)
             accounts = Accounts(db, settings.auth_cache_ttl_s)
             token = await accounts.ensure_first_admin() if create_admin else None
         except StorageError:
