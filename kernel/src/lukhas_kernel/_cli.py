@@ -18,7 +18,7 @@ from ._cli_common import run as _run
 from ._cli_common import settings as _settings
 from ._discovery import discover
 from ._isolation import describe
-from ._records import PluginView, StartupReport
+from ._records import PluginState, PluginView, StartupReport
 from ._settings import SettingsError, flag_name, load_flags
 from ._storage import StorageError
 
@@ -107,7 +107,7 @@ def plugins_list(as_json: bool) -> None:
     settings, config = _settings()
     records = discover(settings.extras)
     try:
-        flags = load_flags([r.name for r in records if r.state.value == "pending"], config)
+        flags = load_flags([r.name for r in records if r.state is PluginState.PENDING], config)
     except SettingsError as exc:
         _fail(str(exc), 2)
     rows = [
@@ -145,16 +145,15 @@ def doctor() -> None:
     """
     settings, config = _settings()
 
-    async def run() -> tuple[StartupReport, list[PluginView]]:
+    async def run() -> tuple[StartupReport, list[PluginView], list[str]]:
         kernel = await load_kernel(settings, config, first_admin=False)
         report = await kernel.start()
         views = [PluginView.of(r) for r in kernel.records.values()]
+        missing = kernel.missing_required()
         await kernel.close()
-        return report, views
+        return report, views, missing
 
-    report, views = _run(run())
-    serving = {v.name for v in views if v.state.serving}
-    missing = [name for name in settings.required if name not in serving]
+    report, views, missing = _run(run())
     click.echo(json.dumps({
         "status": report.status,
         "required": settings.required,

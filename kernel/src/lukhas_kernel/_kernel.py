@@ -97,6 +97,11 @@ class Kernel:
     def report(self) -> StartupReport:
         return StartupReport.of(list(self.records.values()))
 
+    def missing_required(self) -> list[str]:
+        """Plugins named in LUKHAS_REQUIRED_PLUGINS that are not active or degraded."""
+        return [name for name in self.settings.required
+                if name not in self.records or not self.records[name].state.serving]
+
     def owner_of(self, path: str) -> PluginRecord | None:
         """The plugin whose prefix holds `path` (prefixes never overlap)."""
         for prefix, owner in self._claims.items():
@@ -377,7 +382,7 @@ class Kernel:
                 log.warning("plugin.required_missing", plugin=name,
                             reason="named in LUKHAS_REQUIRED_PLUGINS but not installed")
         report = self.report()
-        log.info("lukhas.startup", **report.as_log())
+        log.info("lukhas.startup", **report.model_dump())
         return report
 
     async def _startup(self, record: PluginRecord, context: PluginContext) -> None:

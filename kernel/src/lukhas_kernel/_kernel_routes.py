@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool
 from ._auth import current_user
 from ._kernel import Kernel
 from ._problems import ProblemError
-from ._records import PluginState, PluginView, StartupReport
+from ._records import PluginState, PluginView
 from ._routing import Route
 
 __all__ = ["kernel_routes"]
@@ -70,8 +70,7 @@ def kernel_routes(kernel: Kernel) -> list[Route]:
 
     async def readyz(request: web.Request) -> web.Response:
         required = kernel.settings.required
-        missing = [n for n in required
-                   if n not in kernel.records or not kernel.records[n].state.serving]
+        missing = kernel.missing_required()
         ready = kernel.ready and not missing
         body = Readiness(
             status="ready" if ready else "not_ready",
@@ -86,7 +85,7 @@ def kernel_routes(kernel: Kernel) -> list[Route]:
 
     async def plugins(request: web.Request) -> PluginList:
         items = [PluginView.of(r) for r in kernel.records.values()]
-        return PluginList(status=StartupReport.of(list(kernel.records.values())).status,
+        return PluginList(status=kernel.report().status,
                           items=items, count=len(items))
 
     async def profile(request: web.Request, query: ProfileQuery) -> UserProfile:

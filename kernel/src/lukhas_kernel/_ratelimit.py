@@ -32,7 +32,6 @@ class RateLimits:
         self.storage = storage_from_string(uri)
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.timeout_s = timeout_s
-        self.limited = 0  # requests answered 429 since start
 
     async def hit(self, limit: RateLimitItem, route: str, caller: str) -> dict[str, str]:
         """Count one request; raise a 429 problem past the limit.
@@ -52,7 +51,6 @@ class RateLimits:
             "RateLimit-Reset": str(reset),
         }
         if not allowed:
-            self.limited += 1
             retry = max(reset, 1)
             raise ProblemError(
                 429,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -129,6 +128,3 @@ class StartupReport(BaseModel):
                 if r.state in (PluginState.FAILED, PluginState.SKIPPED)
             },
         )
-
-    def as_log(self) -> dict[str, Any]:
-        return self.model_dump()
