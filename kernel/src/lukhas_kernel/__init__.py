@@ -11,11 +11,12 @@ from ._accounts import User
 from ._auth import current_user
 from ._context import HealthCheck, PluginContext, PluginInfo
 from ._kernel import PLUGIN_API_VERSION, Kernel
+from ._pagination import Page, PageQuery, paginate
 from ._problems import ProblemError
 from ._records import PluginState
 from ._routing import Route
 from ._settings import KernelSettings, PluginSettings, SettingsError
-from ._storage import Database
+from ._storage import Database, UtcDateTime
 
 try:
     __version__ = version("lukhas-kernel")
@@ -31,6 +32,8 @@ __all__ = [
     "HealthCheck",
     "Kernel",
     "KernelSettings",
+    "Page",
+    "PageQuery",
     "PluginContext",
     "PluginInfo",
     "PluginSettings",
@@ -39,6 +42,8 @@ __all__ = [
     "Route",
     "SettingsError",
     "User",
+    "UtcDateTime",
     "current_user",
     "hookimpl",
+    "paginate",
 ]

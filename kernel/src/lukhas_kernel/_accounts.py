@@ -21,7 +21,7 @@ import structlog
 from cachetools import TTLCache
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ._storage import Database
+from ._storage import Database, UtcDateTime
 
 __all__ = ["AccountError", "Accounts", "User", "TIERS", "ROLES"]
 
@@ -43,7 +43,7 @@ users = sa.Table(
     sa.Column("username", sa.String(64), nullable=False, unique=True),
     sa.Column("tier", sa.String(16), nullable=False),
     sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
 )
 tokens = sa.Table(
     "lukhas_tokens", metadata,
@@ -51,9 +51,9 @@ tokens = sa.Table(
     sa.Column("prefix", sa.String(TOKEN_PREFIX_CHARS), nullable=False, index=True),
     sa.Column("user_id", sa.String(32), sa.ForeignKey("lukhas_users.id", ondelete="CASCADE"),
               nullable=False, index=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_used_at", UtcDateTime, nullable=True),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
 )
 
 
@@ -80,17 +80,12 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _user(row: sa.Row) -> User:
-    return User(row.id, row.username, row.tier, row.role, _utc(row.created_at))
+    return User(row.id, row.username, row.tier, row.role, row.created_at)
 
 
 class Accounts:
@@ -164,8 +159,8 @@ class Accounts:
             rows = await conn.execute(
                 sa.select(tokens.c.prefix, tokens.c.created_at, tokens.c.last_used_at, tokens.c.revoked_at)
                 .where(tokens.c.user_id == user.id).order_by(tokens.c.created_at))
-        return [{"prefix": r.prefix, "created_at": _utc(r.created_at),
-                 "last_used_at": _utc(r.last_used_at), "revoked_at": _utc(r.revoked_at)} for r in rows]
+        return [{"prefix": r.prefix, "created_at": r.created_at,
+                 "last_used_at": r.last_used_at, "revoked_at": r.revoked_at} for r in rows]
 
     async def revoke(self, prefix: str) -> str:
         """Revoke the one live token starting with `prefix` (≥ 8 characters)."""
@@ -217,7 +212,7 @@ class Accounts:
         found = row is not None and hmac.compare_digest(row.hash, digest)
         user = _user(row) if found else None
         if found and (row.last_used_at is None
-                      or now() - _utc(row.last_used_at) > _LAST_USED_RESOLUTION):
+                      or now() - row.last_used_at > _LAST_USED_RESOLUTION):
             await self._touch(digest)
         if self._cache is not None:
             self._cache[digest] = user
