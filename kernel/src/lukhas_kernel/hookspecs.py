@@ -22,6 +22,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
     from aiohttp import web
+    from prometheus_client.registry import Collector
 
     from ._context import HealthCheck, PluginContext, PluginInfo
     from ._routing import Route
@@ -99,6 +100,16 @@ async def lukhas_startup(context: PluginContext) -> None:
 @hookspec
 def lukhas_health_checks(context: PluginContext) -> Mapping[str, HealthCheck]:
     """Name async checks; one that raises, returns False or times out degrades the plugin."""
+
+
+@hookspec
+def lukhas_metrics(context: PluginContext) -> list[Collector]:
+    """Return the plugin's Prometheus collectors, exported while it serves.
+
+    Build them unregistered (``Histogram(..., registry=None)``) or as a
+    custom collector whose ``collect()`` reads state the plugin keeps current;
+    ``collect()`` runs on the scrape and must not block.
+    """
 
 
 @hookspec
