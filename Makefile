@@ -37,7 +37,7 @@ bench: install-dev
 	$(BIN)/python -m benchmarks
 
 lint: install-dev
-	$(BIN)/ruff check kernel tests benchmarks examples
+	$(BIN)/ruff check kernel plugins tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) .make-*.stamp .pytest_cache
