@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 __all__ = ["Database", "StorageError", "UtcDateTime", "default_url"]
 
 _ALEMBIC_ENV = Path(__file__).parent / "_alembic"
+_WRITE = "lukhas_write"  # execution option marking a `Database.begin()` connection
 
 
 class StorageError(Exception):
@@ -93,7 +94,13 @@ class Database:
 
         @event.listens_for(self.engine.sync_engine, "begin")
         def on_begin(connection: sa.Connection) -> None:
-            connection.exec_driver_sql("BEGIN")
+            # A write transaction (`begin()`) takes the write lock up front: one
+            # that reads then writes (a check, then an insert) would otherwise
+            # fail at once with "database is locked" when another writer
+            # committed meanwhile, instead of waiting under the busy timeout.
+            # Reads (`connect()`) keep a plain BEGIN and never wait for writers.
+            write = connection.get_execution_options().get(_WRITE, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     @property
     def shown_url(self) -> str:
@@ -101,9 +108,11 @@ class Database:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction, committed on success, within the storage timeout."""
-        async with asyncio.timeout(self.timeout_s), self.engine.begin() as connection:
-            yield connection
+        """A write transaction, committed on success, within the storage timeout."""
+        async with asyncio.timeout(self.timeout_s), self.engine.connect() as connection:
+            await connection.execution_options(**{_WRITE: True})
+            async with connection.begin():
+                yield connection
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
