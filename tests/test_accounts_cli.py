@@ -105,8 +105,12 @@ class Host:
 
 
 @contextmanager
-def serving(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Host]:
-    """A real `lukhas serve` on a free port, ready; stopped with SIGINT afterwards."""
+def serving(tmp_path: Path, env: dict[str, str] | None = None,
+            expect_exit: int | None = 0) -> Iterator[Host]:
+    """A real `lukhas serve` on a free port, ready; stopped with SIGINT afterwards.
+
+    It must exit with `expect_exit` (None: any code, e.g. when the test killed it).
+    """
     port = free_port()
     full = {k: v for k, v in os.environ.items()
             if not (k.startswith("LUKHAS_") or k.endswith("_ENABLED"))}
@@ -133,7 +137,7 @@ def serving(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Host]
             process.kill()
             host.stdout, host.stderr = process.communicate(timeout=15)
     assert status == 200, f"host not serving within 30 s (exit code {process.returncode}):\n{host.stderr}"
-    assert process.returncode == 0, host.stderr
+    assert expect_exit is None or process.returncode == expect_exit, host.stderr
 
 
 # -- 1. users ----------------------------------------------------------------

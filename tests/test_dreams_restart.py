@@ -1,0 +1,75 @@
+"""Dream jobs survive a host killed mid-job: run again once, then `interrupted`.
+
+Real `lukhas serve` processes on 127.0.0.1, killed by the PID this test started.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dream_inputs import LONG
+from test_accounts_cli import add_user, get, serving
+
+pytestmark = pytest.mark.slow
+
+ENV = {"DREAMS_MAX_RUNNING": "1"}
+
+
+def post(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+        return json.loads(response.read())
+
+
+def job(url: str, token: str, dream_id: str) -> dict[str, Any]:
+    status, _, body = get(f"{url}/api/v1/dreams/{dream_id}", token)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def wait_for(url: str, token: str, dream_id: str, statuses: set[str], timeout_s: float = 120):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = job(url, token, dream_id)
+        if found["status"] in statuses:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{dream_id} never reached {statuses}: {found}")
+
+
+def kill_mid_job(tmp_path: Path, token: str, dream_id: str | None = None) -> str:
+    """Start a host, (submit and) wait for the dream to run, then SIGKILL the host."""
+    with serving(tmp_path, ENV, expect_exit=None) as host:
+        if dream_id is None:
+            dream_id = post(f"{host.url}/api/v1/dreams/parallel", token, LONG)["dream_id"]
+        wait_for(host.url, token, dream_id, {"running"})
+        host.process.kill()  # no teardown: the job is left `running` in the table
+        host.process.wait(timeout=15)
+    return dream_id
+
+
+def test_job_left_running_is_run_again_once(tmp_path):
+    _, token = add_user(tmp_path, "alice")
+    dream_id = kill_mid_job(tmp_path, token)
+    with serving(tmp_path, ENV) as host:
+        done = wait_for(host.url, token, dream_id, {"completed", "failed"})
+    assert done["status"] == "completed" and done["result"]["branches"], done
+
+
+def test_job_interrupted_twice_is_failed_interrupted(tmp_path):
+    _, token = add_user(tmp_path, "alice")
+    dream_id = kill_mid_job(tmp_path, token)
+    kill_mid_job(tmp_path, token, dream_id)  # its second run is killed too
+    with serving(tmp_path, ENV) as host:
+        done = job(host.url, token, dream_id)
+        assert (done["status"], done["error"]) == ("failed", "interrupted")
+        status, _, body = get(f"{host.url}/api/v1/dreams/list", token)
+        assert [item["status"] for item in json.loads(body)["items"]] == ["failed"]
