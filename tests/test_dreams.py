@@ -332,3 +332,18 @@ async def test_metrics_count_jobs_by_status_and_mode(lukhas_host):
     text = generate_latest(registry).decode()
     assert 'lukhas_dream_jobs{mode="sequential",status="completed"} 1.0' in text
     assert 'lukhas_dream_job_duration_seconds_count{mode="sequential",status="completed"} 1.0' in text
+
+
+async def test_openapi_documents_the_dream_routes(lukhas_host):
+    from openapi_spec_validator import validate
+
+    client = await lukhas_host([DREAMS])
+    document = await (await client.get("/openapi.json")).json()
+    validate(document)
+    paths = document["paths"]
+    create = paths["/api/v1/dreams/parallel"]["post"]
+    assert {"202", "422", "429"} <= set(create["responses"])
+    assert set(paths["/api/v1/dreams/{dream_id}"]) == {"get", "delete"}
+    assert [p["name"] for p in paths["/api/v1/dreams/list"]["get"]["parameters"]] == ["limit", "cursor"]
+    request = document["components"]["schemas"]["DreamRequest"]["properties"]
+    assert request["fragments"]["maxItems"] == 64 and request["branches"]["maximum"] == 16

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,13 +53,26 @@ class Services:
             accounts = Accounts(db, settings.auth_cache_ttl_s)
             token = await accounts.ensure_first_admin() if create_admin else None
         except StorageError:
-            await db.dispose()
+            await _dispose_failed(db)
             raise
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
-            await db.dispose()
+            await _dispose_failed(db)
             raise StorageError(f"cannot open database {db.shown_url}: {describe(exc)}") from None
         limits = RateLimits(settings.rate_limit_storage, settings.db_timeout_s)
         return cls(db, accounts, limits, FlagStore(db), token)
 
     async def close(self) -> None:
         await self.db.dispose()
+
+
+async def _dispose_failed(db: Database) -> None:
+    """Dispose of a database that could not be opened, before the caller exits.
+
+    aiosqlite stops a connection that failed to open on the connection's own
+    thread, which then reports to the event loop; if the loop closed first
+    (the CLI exits at once), that thread prints a traceback. Wait for it.
+    """
+    await db.dispose()
+    stray = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+    await asyncio.to_thread(lambda: [thread.join(1.0) for thread in stray])
+
