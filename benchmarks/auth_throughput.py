@@ -125,8 +125,10 @@ def _environment() -> dict[str, str]:
     return {**inherited, "PYTHONUNBUFFERED": "1"}
 
 
-def start_lukhas(tmp: Path) -> Server:
+def start_lukhas(tmp: Path, settings: dict[str, str] | None = None) -> Server:
     """`lukhas serve` on a fresh data directory; reads the first admin's token.
+
+    `settings` are added to its environment (e.g. a plugin's settings).
 
     A start whose port was taken meanwhile is retried once, in a new directory
     (so that it again creates the first admin).
@@ -141,6 +143,7 @@ def start_lukhas(tmp: Path) -> Server:
             "LUKHAS_DATA_DIR": str(workdir / "data"),
             "LUKHAS_LOG_FORMAT": "json",
             "LUKHAS_LOG_LEVEL": "warning",
+            **(settings or {}),
         }
         try:
             server = spawn("lukhas", [sys.executable, "-m", "lukhas_kernel", "serve"], env, workdir, port)
@@ -241,7 +244,7 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
-def wrk(server: Server, duration_s: int) -> Load:
+def wrk(server: Server, duration_s: int, path: str = PATH) -> Load:
     """One wrk run against `server`; raises BenchError if it fails or too many
     answers are not 2xx."""
     executable = shutil.which("wrk")
@@ -250,7 +253,7 @@ def wrk(server: Server, duration_s: int) -> Load:
     argv = [executable, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--latency"]
     for name, value in server.headers.items():
         argv += ["-H", f"{name}: {value}"]
-    argv.append(f"http://127.0.0.1:{server.port}{PATH}")
+    argv.append(f"http://127.0.0.1:{server.port}{path}")
     if server.process.poll() is not None:
         raise BenchError(f"{server.label} exited with {server.process.returncode}{server.stderr_tail()}")
     cpu_before = server.cpu_s()
@@ -277,16 +280,17 @@ def wrk(server: Server, duration_s: int) -> Load:
                 cpu_s / requests * 1e6)
 
 
-def measure(lukhas: Server, bare: Server, runs: int = RUNS) -> tuple[list[Load], list[Load]]:
+def measure(lukhas: Server, bare: Server, runs: int = RUNS,
+            path: str = PATH) -> tuple[list[Load], list[Load]]:
     """A warm-up run against each, then `runs` alternating measured runs each."""
     progress(f"warm-up: wrk {WARMUP_S}s against each server")
-    wrk(bare, WARMUP_S)
-    wrk(lukhas, WARMUP_S)
+    wrk(bare, WARMUP_S, path)
+    wrk(lukhas, WARMUP_S, path)
     bare_runs: list[Load] = []
     lukhas_runs: list[Load] = []
     for i in range(runs):
         for server, loads in ((bare, bare_runs), (lukhas, lukhas_runs)):
-            loads.append(wrk(server, DURATION_S))
+            loads.append(wrk(server, DURATION_S, path))
             load = loads[-1]
             progress(f"run {i + 1}/{runs} {server.label}: {load.rps:.0f} req/s, p50 {load.p50_ms:.2f} ms, "
                      f"p99 {load.p99_ms:.2f} ms, {load.cpu_us_per_request:.0f} µs CPU/request")

@@ -3,7 +3,8 @@
 ``python benchmarks/bare_app.py PORT`` serves, on 127.0.0.1:PORT until
 SIGTERM, ``GET /readyz`` → 200 (the start-up reference) and
 ``GET /api/v1/plugins`` → 200 with the body Lukhas gives when no plugin is
-installed (the throughput reference; no authentication, no middleware). It
+installed (the throughput reference; no authentication, no middleware), and
+``GET /api/v1/dreams/list`` → a constant full page of 20 dreams. It
 shows what Python and aiohttp cost by themselves, before any Lukhas code runs.
 """
 
@@ -16,6 +17,15 @@ import sys
 from aiohttp import web
 
 PLUGINS_BODY = {"status": "ok", "items": [], "count": 0}
+# A full page of `GET /api/v1/dreams/list`, the shape and size Lukhas sends.
+DREAMS_PAGE = {
+    "items": [{"dream_id": f"drm_{i:016d}", "status": "completed", "mode": "sequential",
+               "branches": 1, "depth": 1, "seed": i, "fragment_count": 1,
+               "created_at": "2026-11-24T09:00:00.000000Z", "started_at": "2026-11-24T09:00:00.100000Z",
+               "finished_at": "2026-11-24T09:00:00.200000Z"} for i in range(20)],
+    "count": 20,
+    "next_cursor": "WyIyMDI2LTExLTI0VDA5OjAwOjAwKzAwOjAwIiwiZHJtXzAwMDAwMDAwMDAwMDAwMTkiXQ==",
+}
 # Serialised per request and byte for byte as Lukhas does (pydantic: no spaces).
 _compact = functools.partial(json.dumps, separators=(",", ":"))
 
@@ -30,11 +40,17 @@ async def plugins(request: web.Request) -> web.Response:
     return web.json_response(PLUGINS_BODY, dumps=_compact)
 
 
+async def dreams_page(request: web.Request) -> web.Response:
+    """A constant page of 20 dreams, like Lukhas's `/api/v1/dreams/list`."""
+    return web.json_response(DREAMS_PAGE, dumps=_compact)
+
+
 def main() -> None:
     """Serve until terminated."""
     app = web.Application()
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/v1/plugins", plugins)
+    app.router.add_get("/api/v1/dreams/list", dreams_page)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 
 
