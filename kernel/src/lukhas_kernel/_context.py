@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from ._accounts import User
 from ._settings import KernelSettings, PluginSettings
 from ._storage import Database
 
@@ -54,6 +55,7 @@ class PluginContext:
     # Live run-time flag values (shared with the kernel; read, don't write).
     flags: Mapping[str, bool]
     state: dict[str, Any] = field(default_factory=dict)
+    _find_user: Callable[[str], Awaitable[User | None]] | None = field(default=None, repr=False)
     _degraded_reason: str | None = None
     _on_change: Callable[[], None] | None = field(default=None, repr=False)
 
@@ -61,9 +63,16 @@ class PluginContext:
     def create(
         cls, name: str, settings: PluginSettings | None, kernel_settings: KernelSettings,
         db: Database | None, flags: Mapping[str, bool],
+        find_user: Callable[[str], Awaitable[User | None]] | None = None,
     ) -> PluginContext:
         log = structlog.get_logger().bind(plugin=name)
-        return cls(name, settings, kernel_settings, log, db, flags)
+        return cls(name, settings, kernel_settings, log, db, flags, _find_user=find_user)
+
+    async def user(self, user_id: str) -> User | None:
+        """The user with this id, or None (a plugin never reads the kernel's tables)."""
+        if self._find_user is None:
+            raise RuntimeError("no storage: users cannot be looked up here")
+        return await self._find_user(user_id)
 
     @property
     def data_dir(self) -> Path:

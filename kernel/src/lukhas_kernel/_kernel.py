@@ -205,9 +205,9 @@ class Kernel:
         for name, value in declared.items():
             persisted = self.flags.persisted(name)
             self.flags.declared.setdefault(name, value if persisted is None else persisted)
-        context = PluginContext.create(record.name, settings, self.settings,
-                                       self.services.db if self.services else None,
-                                       self.flags.declared)
+        context = PluginContext.create(
+            record.name, settings, self.settings, self.services.db if self.services else None,
+            self.flags.declared, self.services.accounts.get_user if self.services else None)
         context._on_change = lambda: self._apply_degraded(record, context)
         self.contexts[record.name] = context
 
@@ -486,6 +486,9 @@ class Kernel:
     async def call_each(self, hook: str, **kwargs: Any) -> dict[str, Any]:
         """Call `hook` on every serving plugin, concurrently and isolated.
 
+        Each implementation receives the arguments it declares of `kwargs`
+        and its own plugin's ``context``.
+
         A plugin that raises or runs past the plugin timeout is logged and left
         out of the result; the others' results are kept.
         """
@@ -493,9 +496,12 @@ class Kernel:
                  if i.plugin_name in self.records and self.records[i.plugin_name].state.serving]
 
         async def one(impl: pluggy.HookImpl) -> tuple[str, Any, str | None]:
+            # Each plugin gets its own context and only the arguments it declares.
+            offered = {**kwargs, "context": self.contexts.get(impl.plugin_name)}
+            arguments = {name: offered[name] for name in impl.argnames}
             try:
                 result, _ = await run_isolated(
-                    impl.plugin_name, self.timeout_s, lambda: impl.function(**kwargs),
+                    impl.plugin_name, self.timeout_s, lambda: impl.function(**arguments),
                     lambda: self.chaos.inject(impl.plugin_name, Stage.REQUEST),
                 )
                 return impl.plugin_name, result, None

@@ -118,8 +118,13 @@ async def lukhas_teardown(context: PluginContext) -> None:
 
 
 @hookspec
-async def lukhas_profile_fields(user: Mapping[str, Any], options: Mapping[str, str]) -> Mapping[str, Any]:
+async def lukhas_profile_fields(
+    context: PluginContext, user: Mapping[str, Any], options: Mapping[str, Any]
+) -> Mapping[str, Any]:
     """Contribute fields to a user's profile (``GET /api/v1/users/{id}``).
+
+    `context` is the contributing plugin's own (declare only the arguments
+    you use).
 
     `options` are the request's query parameters, ``include_drift`` parsed
     as a bool and any others as strings.

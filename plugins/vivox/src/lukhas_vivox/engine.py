@@ -1,0 +1,132 @@
+"""Drift metrics and daily series from the store, and the per-user metrics cache.
+
+A day's drift is computed over everything up to that day's end: the window
+is the last 50 interactions before it, and the history's decision counts
+are the counts up to that day minus the window's. Only days with
+interactions change the value, so only they (and a series' first day) need
+a window read; the counts come from the daily aggregates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import date, timedelta
+
+from cachetools import TTLCache
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from . import formulas
+from .metrics import VivoxMetrics
+from .models import VELOCITY_DAYS, DriftMetrics
+from .store import VivoxStore, day_end
+
+__all__ = ["DriftEngine", "UnknownUser"]
+
+
+class UnknownUser(Exception):
+    """No such user in the kernel."""
+
+
+class DriftEngine:
+    def __init__(self, store: VivoxStore, metrics: VivoxMetrics, ttl_s: float, size: int) -> None:
+        self.store = store
+        self.metrics = metrics
+        self._cache: TTLCache[str, DriftMetrics] | None = TTLCache(size, ttl_s) if ttl_s > 0 else None
+        self._pending: dict[str, asyncio.Future[DriftMetrics]] = {}
+        # Bumped by every update: a computation that started before one is not cached.
+        self._versions: Counter[str] = Counter()
+
+    def invalidate(self, user_id: str) -> None:
+        self._versions[user_id] += 1
+        if self._cache is not None:
+            self._cache.pop(user_id, None)
+
+    async def current(self, user_id: str) -> DriftMetrics:
+        """The user's metrics, from the cache or computed once for all concurrent callers."""
+        if self._cache is not None and (hit := self._cache.get(user_id)) is not None:
+            self.metrics.cache.labels(result="hit").inc()
+            return hit
+        self.metrics.cache.labels(result="miss").inc()
+        pending = self._pending.get(user_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[DriftMetrics] = asyncio.get_running_loop().create_future()
+        self._pending[user_id] = future
+        version = self._versions[user_id]
+        try:
+            result = await self.compute(user_id)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        else:
+            future.set_result(result)
+            if self._cache is not None and self._versions[user_id] == version:
+                self._cache[user_id] = result
+            return result
+        finally:
+            self._pending.pop(user_id, None)
+
+    async def compute(self, user_id: str) -> DriftMetrics:
+        """Metrics from the store, bypassing the cache."""
+        started = time.perf_counter()
+        async with self.store.db.connect() as conn:
+            profile = await self.store.profile(conn, user_id)
+            if profile is None:
+                result = DriftMetrics(user_id=user_id, coherence_score=1.0, emotional_stability=1.0,
+                                      behavioral_consistency=1.0, drift_velocity=0.0,
+                                      overall_drift=0.0, interactions=0, last_updated=None)
+            else:
+                days = _span(profile.last_day, VELOCITY_DAYS, profile.first_day)
+                series = await self._series(conn, user_id, days)
+                latest = series[-1][1]
+                result = DriftMetrics(
+                    user_id=user_id, coherence_score=latest[0], emotional_stability=latest[1],
+                    behavioral_consistency=latest[2], overall_drift=latest[3],
+                    drift_velocity=formulas.slope([(d.toordinal(), v[3]) for d, v in series]),
+                    interactions=profile.interactions, last_updated=profile.updated_at)
+        self.metrics.compute_seconds.observe(time.perf_counter() - started)
+        return result
+
+    async def series(self, user_id: str, days: int, until: date | None) -> list[tuple[date, float]] | None:
+        """Each day's overall drift for `days` days ending on `until`; None if no interactions."""
+        async with self.store.db.connect() as conn:
+            profile = await self.store.profile(conn, user_id)
+            if profile is None:
+                return None
+            span = _span(until or profile.last_day, days, profile.first_day)
+            return [(day, values[3]) for day, values in await self._series(conn, user_id, span)]
+
+    async def _series(self, conn: AsyncConnection, user_id: str, days: list[date]
+                      ) -> list[tuple[date, tuple[float, float, float, float]]]:
+        if not days:
+            return []
+        totals, later = await self.store.decisions_by_day(conn, user_id, days[0])
+        # Counts up to a day = all-time counts minus those of the days after it,
+        # walked backwards from the series' last day.
+        running = totals - sum((c for d, c in later.items() if d > days[-1]), Counter())
+        counts_up_to: dict[date, Counter[str]] = {}
+        for day in reversed(days):
+            counts_up_to[day] = running
+            running = running - later.get(day, Counter())
+        out = []
+        values: tuple[float, float, float, float] | None = None
+        for day in days:
+            if values is None or day in later:  # otherwise nothing changed since yesterday
+                counts = counts_up_to[day]
+                window = await self.store.window(conn, user_id, day_end(day))
+                coherence = formulas.coherence_score(window.decisions, len(counts))
+                stability = formulas.emotional_stability(window.valences, window.arousals)
+                consistency = formulas.behavioral_consistency(window.decisions,
+                                                              counts - window.decisions)
+                values = (coherence, stability, consistency,
+                          formulas.overall_drift(coherence, stability, consistency))
+            out.append((day, values))
+        return out
+
+
+def _span(last: date, days: int, first: date) -> list[date]:
+    """`days` calendar days ending on `last`, without those before `first`."""
+    return [d for d in (last - timedelta(days=days - 1 - i) for i in range(days)) if d >= first]

@@ -1,0 +1,67 @@
+"""The vivox plugin's hook implementations."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lukhas_kernel import HealthCheck, PluginContext, PluginInfo, PluginSettings, Route, hookimpl
+from prometheus_client.registry import Collector
+
+from .engine import DriftEngine
+from .metrics import VivoxMetrics
+from .models import VivoxSettings
+from .routes import PREFIX, drift_routes
+from .store import VivoxStore
+
+
+@hookimpl
+def lukhas_plugin_info() -> PluginInfo:
+    return PluginInfo(version="0.1.0", description="Behavioural drift metrics",
+                      route_prefixes=(PREFIX,))
+
+
+@hookimpl
+def lukhas_settings_model() -> type[PluginSettings]:
+    return VivoxSettings
+
+
+@hookimpl
+def lukhas_migrations() -> Path:
+    return Path(__file__).parent / "migrations"
+
+
+@hookimpl
+async def lukhas_setup(context: PluginContext) -> None:
+    settings: VivoxSettings = context.settings  # type: ignore[assignment]
+    store, metrics = VivoxStore(context.db), VivoxMetrics()
+    context.state.update(store=store, metrics=metrics, engine=DriftEngine(
+        store, metrics, settings.cache_ttl_s, settings.cache_size))
+
+
+@hookimpl
+def lukhas_routes(context: PluginContext) -> list[Route]:
+    return drift_routes(context)
+
+
+@hookimpl
+def lukhas_health_checks(context: PluginContext) -> dict[str, HealthCheck]:
+    async def tables() -> None:
+        await context.state["store"].ping()
+
+    return {"tables": tables}
+
+
+@hookimpl
+async def lukhas_profile_fields(context: PluginContext, user: Mapping[str, Any],
+                                options: Mapping[str, Any]) -> dict[str, Any]:
+    if not options.get("include_drift"):
+        return {}  # not asked for: nothing computed
+    metrics = await context.state["engine"].current(user["user_id"])
+    return {"drift_metrics": metrics.model_dump(mode="json")}
+
+
+@hookimpl
+def lukhas_metrics(context: PluginContext) -> list[Collector]:
+    return context.state["metrics"].collectors
