@@ -125,10 +125,13 @@ def _environment() -> dict[str, str]:
     return {**inherited, "PYTHONUNBUFFERED": "1"}
 
 
-def start_lukhas(tmp: Path, settings: dict[str, str] | None = None) -> Server:
+def start_lukhas(tmp: Path, settings: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> Server:
     """`lukhas serve` on a fresh data directory; reads the first admin's token.
 
-    `settings` are added to its environment (e.g. a plugin's settings).
+    `settings` are added to its environment (e.g. a plugin's settings). With
+    `headers` (a database that has its admin: `LUKHAS_DATA_DIR` in
+    `settings`), no token is read and those headers are sent instead.
 
     A start whose port was taken meanwhile is retried once, in a new directory
     (so that it again creates the first admin).
@@ -152,6 +155,9 @@ def start_lukhas(tmp: Path, settings: dict[str, str] | None = None) -> Server:
             if attempt == 2:
                 raise
             progress(f"{exc}; retrying once")
+    if headers is not None:
+        server.headers = dict(headers)
+        return server
     # The token is printed before the app starts listening, so it is there by now.
     stdout = (server.workdir / "stdout.log").read_text(errors="replace")
     after = stdout.partition("Created the first admin user")[2]

@@ -4,7 +4,8 @@
 SIGTERM, ``GET /readyz`` → 200 (the start-up reference) and
 ``GET /api/v1/plugins`` → 200 with the body Lukhas gives when no plugin is
 installed (the throughput reference; no authentication, no middleware), and
-``GET /api/v1/dreams/list`` → a constant full page of 20 dreams. It
+``GET /api/v1/dreams/list`` → a constant full page of 20 dreams, and
+``GET /api/v1/drift/{user_id}`` → constant drift metrics. It
 shows what Python and aiohttp cost by themselves, before any Lukhas code runs.
 """
 
@@ -40,6 +41,19 @@ async def plugins(request: web.Request) -> web.Response:
     return web.json_response(PLUGINS_BODY, dumps=_compact)
 
 
+DRIFT = {
+    "user_id": "usr_0123456789abcdef01234567", "coherence_score": 0.0841527,
+    "emotional_stability": 0.4471258, "behavioral_consistency": 0.9993317,
+    "drift_velocity": 0.0000412, "overall_drift": 0.4897966, "interactions": 100000,
+    "last_updated": "2026-11-24T09:00:00.000000Z",
+}
+
+
+async def drift(request: web.Request) -> web.Response:
+    """Constant drift metrics, like Lukhas's cached `/api/v1/drift/{user_id}`."""
+    return web.json_response(DRIFT, dumps=_compact)
+
+
 async def dreams_page(request: web.Request) -> web.Response:
     """A constant page of 20 dreams, like Lukhas's `/api/v1/dreams/list`."""
     return web.json_response(DREAMS_PAGE, dumps=_compact)
@@ -51,6 +65,7 @@ def main() -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/v1/plugins", plugins)
     app.router.add_get("/api/v1/dreams/list", dreams_page)
+    app.router.add_get("/api/v1/drift/{user_id}", drift)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 
 from cachetools import TTLCache
@@ -43,12 +44,18 @@ class DriftEngine:
         if self._cache is not None:
             self._cache.pop(user_id, None)
 
-    async def current(self, user_id: str) -> DriftMetrics:
-        """The user's metrics, from the cache or computed once for all concurrent callers."""
-        if self._cache is not None and (hit := self._cache.get(user_id)) is not None:
-            self.metrics.cache.labels(result="hit").inc()
+    async def current(self, user_id: str,
+                      on_miss: Callable[[], Awaitable[object]] | None = None) -> DriftMetrics:
+        """The user's metrics, from the cache or computed once for all concurrent callers.
+
+        `on_miss` runs before a computation (e.g. to check the user exists).
+        """
+        hit = self._cache.get(user_id) if self._cache is not None else None
+        self.metrics.cache.labels(result="miss" if hit is None else "hit").inc()
+        if hit is not None:
             return hit
-        self.metrics.cache.labels(result="miss").inc()
+        if on_miss is not None:
+            await on_miss()
         pending = self._pending.get(user_id)
         if pending is not None:
             return await asyncio.shield(pending)

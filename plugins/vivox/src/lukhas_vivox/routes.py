@@ -46,8 +46,11 @@ def drift_routes(context: PluginContext) -> list[Route]:
         return user_id
 
     async def metrics(request: web.Request) -> DriftMetrics:
-        user_id = await visible_user(request, request.match_info["user_id"])
-        return await engine().current(user_id)
+        user_id, caller = request.match_info["user_id"], current_user(request)
+        if caller.id != user_id and not caller.is_admin:
+            raise ProblemError(404, f"no user {user_id}")
+        # Cached metrics belong to a user that exists: only a miss looks the user up.
+        return await engine().current(user_id, on_miss=lambda: visible_user(request, user_id))
 
     async def update(request: web.Request, body: DriftUpdate) -> DriftMetrics:
         if await context.user(body.user_id) is None:
@@ -83,5 +86,6 @@ def drift_routes(context: PluginContext) -> list[Route]:
               role="admin", summary="Add a user's interactions; answers the recomputed metrics",
               errors={404: "no such user"}),
         Route("GET", f"{PREFIX}/{{user_id}}", metrics, response=DriftMetrics,
-              rate_limit=settings.read_rate_limit, summary="A user's drift metrics (cached)", errors={404: "no such user (or not yours)"}),
+              rate_limit=settings.read_rate_limit, summary="A user's drift metrics (cached)",
+              errors={404: "no such user (or not yours)"}),
     ]
