@@ -9,6 +9,7 @@ from importlib_metadata import PackageNotFoundError, version
 
 from ._accounts import User
 from ._auth import current_user
+from ._cli_common import with_database
 from ._context import HealthCheck, PluginContext, PluginInfo
 from ._kernel import PLUGIN_API_VERSION, Kernel
 from ._pagination import Page, PageQuery, paginate
@@ -46,4 +47,5 @@ __all__ = [
     "current_user",
     "hookimpl",
     "paginate",
+    "with_database",
 ]

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from ._accounts import AccountError
 from ._bootstrap import kernel_settings
+from ._isolation import describe
 from ._logging import configure_logging
 from ._settings import KernelSettings, SettingsError
-from ._storage import StorageError
+from ._storage import Database, StorageError, default_url
 
 T = TypeVar("T")
 
@@ -43,3 +45,25 @@ def run(work: Coroutine[Any, Any, T]) -> T:
         fail(str(exc), 1)
 
 
+
+
+def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
+    """For plugins' CLI commands: run `work` on the kernel's database.
+
+    Settings come from the environment and config file as for `lukhas serve`;
+    a bad setting exits 2, a database that cannot be used exits 1, each with
+    one line on stderr. Nothing is migrated.
+    """
+    loaded, _ = settings()
+
+    async def main() -> T:
+        db = Database(loaded.database_url or default_url(loaded.data_dir), loaded.db_timeout_s,
+                      loaded.db_busy_timeout_ms)
+        try:
+            return await work(db)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise StorageError(f"cannot use database {db.shown_url}: {describe(exc)}") from None
+        finally:
+            await db.dispose()
+
+    return run(main())

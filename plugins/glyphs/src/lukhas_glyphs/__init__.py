@@ -1,0 +1,1 @@
+"""Lukhas glyphs: GLYPH bindings, signed tokens and a tamper-evident audit trail."""

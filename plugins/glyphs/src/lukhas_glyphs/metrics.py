@@ -1,0 +1,28 @@
+"""Prometheus metrics of the glyphs plugin, exported by the observability plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["GlyphMetrics"]
+
+
+class GlyphMetrics(Collector):
+    """Binds and validations counted by this host; active bindings from the table."""
+
+    def __init__(self) -> None:
+        self.binds = Counter("lukhas_glyph_binds", "GLYPH bindings created", registry=None)
+        self.validations = Counter("lukhas_glyph_validations", "GLYPH token validations, by result",
+                                   ["result"], registry=None)
+        self.active = 0  # refreshed after every bind and delete, and by the health check
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.binds.collect()
+        yield from self.validations.collect()
+        yield GaugeMetricFamily("lukhas_glyph_active_bindings",
+                                "Bindings neither revoked nor expired", value=self.active)

@@ -1,0 +1,104 @@
+"""Settings, request and response models of the glyphs plugin (CONTRACT §9)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from lukhas_kernel import PageQuery, PluginSettings
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+ENDPOINT = r"^[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9_.:-]{1,128}$"
+Symbol = Literal["LINK", "TRUST", "GUARD", "FLOW", "SEAL", "ECHO"]
+Priority = Literal["LOW", "NORMAL", "HIGH", "CRITICAL"]
+Reason = Literal["malformed", "bad_signature", "expired", "revoked"]
+CONTEXT_BYTES = 4096
+
+
+class GlyphsSettings(PluginSettings):
+    """`GLYPHS_*` variables (and `LUKHAS_GLYPH_SIGNING_KEY`), or `[plugins.glyphs]`."""
+
+    model_config = SettingsConfigDict(env_prefix="GLYPHS_")
+
+    signing_key: SecretStr | None = Field(
+        None, min_length=32, validation_alias=AliasChoices("LUKHAS_GLYPH_SIGNING_KEY", "signing_key"),
+        description="HMAC key for tokens; generated once into the data dir when unset")
+    previous_keys: SecretStr = Field(
+        SecretStr(""), description="comma-separated keys that still verify (rotation)")
+    bind_rate_limit: str = Field("50/minute", description="binds per caller")
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+class BindRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(pattern=ENDPOINT, examples=["user:ada"])
+    target: str = Field(pattern=ENDPOINT, examples=["doc:q3-report"])
+    symbol: Symbol
+    priority: Priority = "NORMAL"
+    context: dict[str, Any] = Field(default_factory=dict, description="a JSON object of at most 4 KiB")
+    ttl_seconds: int = Field(86_400, ge=60, le=31_536_000, strict=True)
+
+    @field_validator("context")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = len(_compact(value).encode())
+        if size > CONTEXT_BYTES:
+            raise ValueError(f"context is {size} bytes as compact JSON; at most {CONTEXT_BYTES}")
+        return value
+
+
+class Glyph(BaseModel):
+    glyph_id: str
+    source: str
+    target: str
+    symbol: Symbol
+    priority: Priority
+    context: dict[str, Any]
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    active: bool = Field(description="neither revoked nor expired")
+    revoked_at: datetime | None = None
+
+
+class BoundGlyph(Glyph):
+    token: str = Field(description="shown once, at creation")
+
+
+class GlyphListQuery(PageQuery):
+    source: str | None = Field(None, pattern=ENDPOINT)
+    active_only: bool = True
+
+
+class ValidateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(max_length=8192)
+
+
+class Validation(BaseModel):
+    valid: bool
+    reason: Reason | None
+    glyph: Glyph | None
+
+
+class AuditQuery(PageQuery):
+    glyph_id: str | None = Field(None, max_length=40)
+    actor: str | None = Field(None, max_length=64)
+
+
+class AuditEntry(BaseModel):
+    seq: int
+    at: datetime
+    action: str
+    glyph_id: str | None
+    actor: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str

@@ -1,0 +1,67 @@
+"""The glyphs plugin's hook implementations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from lukhas_kernel import HealthCheck, PluginContext, PluginInfo, PluginSettings, Route, hookimpl
+from prometheus_client.registry import Collector
+
+from .cli import glyphs
+from .metrics import GlyphMetrics
+from .models import GlyphsSettings
+from .routes import glyph_routes
+from .store import GlyphStore
+from .tokens import Signer, load_or_create_key
+
+
+@hookimpl
+def lukhas_plugin_info() -> PluginInfo:
+    return PluginInfo(version="0.1.0", description="GLYPH bindings, signed tokens, audit trail")
+
+
+@hookimpl
+def lukhas_settings_model() -> type[PluginSettings]:
+    return GlyphsSettings
+
+
+@hookimpl
+def lukhas_migrations() -> Path:
+    return Path(__file__).parent / "migrations"
+
+
+@hookimpl
+async def lukhas_setup(context: PluginContext) -> None:
+    settings: GlyphsSettings = context.settings  # type: ignore[assignment]
+    current = (settings.signing_key.get_secret_value().encode() if settings.signing_key
+               else load_or_create_key(context.data_dir / "signing.key"))
+    previous = [k.strip().encode() for k in settings.previous_keys.get_secret_value().split(",")
+                if k.strip()]
+    store, metrics = GlyphStore(context.db), GlyphMetrics()
+    metrics.active = await store.active_count()
+    context.state.update(store=store, metrics=metrics, signer=Signer(current, previous))
+
+
+@hookimpl
+def lukhas_routes(context: PluginContext) -> list[Route]:
+    return glyph_routes(context)
+
+
+@hookimpl
+def lukhas_health_checks(context: PluginContext) -> dict[str, HealthCheck]:
+    async def tables() -> None:
+        # Also keeps the active-bindings gauge current as bindings expire.
+        context.state["metrics"].active = await context.state["store"].active_count()
+
+    return {"tables": tables}
+
+
+@hookimpl
+def lukhas_metrics(context: PluginContext) -> list[Collector]:
+    return [context.state["metrics"]]
+
+
+@hookimpl
+def lukhas_cli_commands() -> list[click.Command]:
+    return [glyphs]

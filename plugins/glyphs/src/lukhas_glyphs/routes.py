@@ -1,0 +1,103 @@
+"""HTTP routes of the glyphs plugin (CONTRACT §9)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from lukhas_kernel import Page, PluginContext, ProblemError, Route, current_user
+
+from .metrics import GlyphMetrics
+from .models import (
+    AuditEntry,
+    AuditQuery,
+    BindRequest,
+    BoundGlyph,
+    Glyph,
+    GlyphListQuery,
+    GlyphsSettings,
+    ValidateRequest,
+    Validation,
+)
+from .store import GlyphStore
+from .tokens import Signer
+
+PREFIX = "/api/v1/glyphs"
+
+
+def glyph_routes(context: PluginContext) -> list[Route]:
+    settings: GlyphsSettings = context.settings  # type: ignore[assignment]
+
+    def store() -> GlyphStore:
+        return context.state["store"]
+
+    def signer() -> Signer:
+        return context.state["signer"]
+
+    def metrics() -> GlyphMetrics:
+        return context.state["metrics"]
+
+    async def refresh_active() -> None:
+        metrics().active = await store().active_count()
+
+    async def owned(request: web.Request) -> Glyph:
+        glyph_id, caller = request.match_info["glyph_id"], current_user(request)
+        found = await store().get(glyph_id)
+        # Another user's glyph is "not found": existence is not revealed.
+        if found is None or (found[0] != caller.id and not caller.is_admin):
+            raise ProblemError(404, f"no glyph {glyph_id}")
+        return found[1]
+
+    async def bind(request: web.Request, body: BindRequest) -> BoundGlyph:
+        glyph = await store().bind(current_user(request).id, body)
+        token = signer().sign({
+            "jti": glyph.glyph_id, "source": glyph.source, "target": glyph.target,
+            "symbol": glyph.symbol, "priority": glyph.priority,
+            "iat": int(glyph.created_at.timestamp()), "exp": int(glyph.expires_at.timestamp())})
+        metrics().binds.inc()
+        await refresh_active()
+        return BoundGlyph(**glyph.model_dump(), token=token)
+
+    async def read(request: web.Request) -> Glyph:
+        return await owned(request)
+
+    async def listing(request: web.Request, query: GlyphListQuery) -> Page[Glyph]:
+        return await store().page(current_user(request).id, query)
+
+    async def validate(request: web.Request, body: ValidateRequest) -> Validation:
+        claims, reason = signer().verify(body.token)
+        glyph = None
+        if claims is not None:
+            found = await store().get(claims["jti"])
+            glyph = found[1] if found else None
+            if reason is None and (glyph is None or glyph.revoked_at is not None):
+                reason = "revoked"  # a signed token of a binding no longer (or never) stored
+        metrics().validations.labels(result=reason or "valid").inc()
+        if reason is not None:
+            await store().failed_validation(claims["jti"] if claims else None,
+                                            current_user(request).id, reason)
+            return Validation(valid=False, reason=reason, glyph=glyph)
+        return Validation(valid=True, reason=None, glyph=glyph)
+
+    async def delete(request: web.Request) -> None:
+        glyph = await owned(request)
+        if not await store().revoke(glyph.glyph_id, current_user(request).id):
+            raise ProblemError(404, f"no active glyph {glyph.glyph_id}")
+        await refresh_active()
+
+    async def audit_log(request: web.Request, query: AuditQuery) -> Page[AuditEntry]:
+        return await store().audit_page(query)
+
+    not_found = {404: "no such glyph (or not yours)"}
+    return [
+        Route("POST", f"{PREFIX}/bind", bind, body=BindRequest, response=BoundGlyph, status=201,
+              rate_limit=settings.bind_rate_limit, summary="Bind a source to a target with a symbol"),
+        Route("POST", f"{PREFIX}/validate", validate, body=ValidateRequest, response=Validation,
+              summary="Check a GLYPH token"),
+        Route("GET", f"{PREFIX}/bindings/list", listing, query=GlyphListQuery, response=Page[Glyph],
+              summary="Your bindings, newest first"),
+        Route("GET", f"{PREFIX}/audit", audit_log, query=AuditQuery, response=Page[AuditEntry],
+              role="admin", summary="Audit entries, newest first"),
+        Route("GET", f"{PREFIX}/{{glyph_id}}", read, response=Glyph, summary="A binding",
+              errors=not_found),
+        Route("DELETE", f"{PREFIX}/{{glyph_id}}", delete, status=204, errors=not_found,
+              summary="Revoke a binding: it stays readable, inactive; its token validates as revoked"),
+    ]

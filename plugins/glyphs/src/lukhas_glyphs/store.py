@@ -1,0 +1,116 @@
+"""Bindings in `glyphs_bindings`; every change audited in its own transaction."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from lukhas_kernel import Database, Page, UtcDateTime, paginate
+
+from . import audit, clock
+from .models import AuditEntry, AuditQuery, BindRequest, Glyph, GlyphListQuery
+
+__all__ = ["GlyphStore", "bindings"]
+
+metadata = audit.metadata  # one MetaData for the plugin's tables
+bindings = sa.Table(
+    "glyphs_bindings", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(170), nullable=False),
+    sa.Column("target", sa.String(170), nullable=False),
+    sa.Column("symbol", sa.String(8), nullable=False),
+    sa.Column("priority", sa.String(8), nullable=False),
+    sa.Column("context", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.Index("glyphs_bindings_owner_created", "owner", "created_at", "id"),
+    sa.Index("glyphs_bindings_owner_source", "owner", "source"),
+)
+
+
+def glyph_of(row: Any) -> Glyph:
+    return Glyph(glyph_id=row.id, source=row.source, target=row.target, symbol=row.symbol,
+                 priority=row.priority, context=row.context, created_by=row.owner,
+                 created_at=row.created_at, expires_at=row.expires_at,
+                 active=row.revoked_at is None and row.expires_at > clock.now(),
+                 revoked_at=row.revoked_at)
+
+
+class GlyphStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def bind(self, owner: str, request: BindRequest) -> Glyph:
+        """Store a binding and its audit entry, committed together."""
+        created = clock.now()
+        values = {"id": "gly_" + secrets.token_urlsafe(12), "owner": owner, "source": request.source,
+                  "target": request.target, "symbol": request.symbol, "priority": request.priority,
+                  "context": request.context, "created_at": created,
+                  "expires_at": created + timedelta(seconds=request.ttl_seconds), "revoked_at": None}
+        async with self.db.begin() as conn:
+            await conn.execute(bindings.insert().values(values))
+            await audit.record(conn, "create", values["id"], owner,
+                               {"source": request.source, "target": request.target,
+                                "symbol": request.symbol, "priority": request.priority})
+        return Glyph(
+            glyph_id=values["id"], source=request.source, target=request.target,
+            symbol=request.symbol, priority=request.priority, context=request.context,
+            created_by=owner, created_at=created, expires_at=values["expires_at"], active=True)
+
+    async def get(self, glyph_id: str) -> tuple[str, Glyph] | None:
+        async with self.db.connect() as conn:
+            row = (await conn.execute(bindings.select().where(bindings.c.id == glyph_id))).first()
+        return None if row is None else (row.owner, glyph_of(row))
+
+    async def page(self, owner: str, query: GlyphListQuery) -> Page[Glyph]:
+        statement = bindings.select().where(bindings.c.owner == owner)
+        if query.source is not None:
+            statement = statement.where(bindings.c.source == query.source)
+        if query.active_only:
+            statement = statement.where(bindings.c.revoked_at.is_(None),
+                                        bindings.c.expires_at > clock.now())
+        statement, split = paginate(statement, [bindings.c.created_at, bindings.c.id], query)
+        async with self.db.connect() as conn:
+            rows, next_cursor = split((await conn.execute(statement)).all())
+        items = [glyph_of(row) for row in rows]
+        return Page[Glyph](items=items, count=len(items), next_cursor=next_cursor)
+
+    async def revoke(self, glyph_id: str, actor: str) -> bool:
+        """Revoke an active binding (audited); False if it was already revoked."""
+        async with self.db.begin() as conn:
+            done = await conn.execute(bindings.update().where(
+                bindings.c.id == glyph_id, bindings.c.revoked_at.is_(None)).values(
+                revoked_at=clock.now()))
+            if done.rowcount == 0:
+                return False
+            await audit.record(conn, "delete", glyph_id, actor, {})
+        return True
+
+    async def failed_validation(self, glyph_id: str | None, actor: str, reason: str) -> None:
+        async with self.db.begin() as conn:
+            await audit.record(conn, "validate_failed", glyph_id, actor, {"reason": reason})
+
+    async def active_count(self) -> int:
+        async with self.db.connect() as conn:
+            return await conn.scalar(sa.select(sa.func.count()).select_from(bindings).where(
+                bindings.c.revoked_at.is_(None), bindings.c.expires_at > clock.now()))
+
+    async def audit_page(self, query: AuditQuery) -> Page[AuditEntry]:
+        statement = audit.audit.select()
+        if query.glyph_id is not None:
+            statement = statement.where(audit.audit.c.glyph_id == query.glyph_id)
+        if query.actor is not None:
+            statement = statement.where(audit.audit.c.actor == query.actor)
+        statement, split = paginate(statement, [audit.audit.c.seq], query)
+        async with self.db.connect() as conn:
+            rows, next_cursor = split((await conn.execute(statement)).all())
+        items = [AuditEntry(**row._mapping) for row in rows]
+        return Page[AuditEntry](items=items, count=len(items), next_cursor=next_cursor)
+
+    async def ping(self) -> None:
+        async with self.db.connect() as conn:
+            await conn.execute(sa.select(bindings.c.id).limit(1))

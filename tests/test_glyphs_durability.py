@@ -1,0 +1,68 @@
+"""A bind answered 201 is on disk: kill -9 under concurrent binds, restart, all there.
+
+Real `lukhas serve` processes on 127.0.0.1; the test kills only the PID it started.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from test_accounts_cli import add_user, data_dir, get, serving
+from test_glyphs import BIND, audit_verify
+
+pytestmark = pytest.mark.slow
+
+# Warnings only: the host's output goes to a pipe this test reads only at the end.
+ENV = {"GLYPHS_BIND_RATE_LIMIT": "100000/minute", "LUKHAS_LOG_LEVEL": "warning"}
+CLIENTS = 8
+MAX_BINDS = 2000  # per client: bounds the test if the host never dies
+
+
+def bind_until_refused(url: str, token: str, acknowledged: list[str], stop: threading.Event) -> None:
+    body = json.dumps(BIND).encode()
+    for _ in range(MAX_BINDS):
+        if stop.is_set():
+            return
+        request = urllib.request.Request(
+            f"{url}/api/v1/glyphs/bind", data=body, method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if response.status == 201:
+                    acknowledged.append(json.loads(response.read())["glyph_id"])
+        except urllib.error.HTTPError as error:
+            raise AssertionError(f"bind answered {error.code}: {error.read()[:200]!r}") from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return  # the host is gone: whatever was not answered 201 may be lost
+
+
+def test_acknowledged_binds_survive_kill_9(tmp_path):
+    _, token = add_user(tmp_path, "ada")
+    acknowledged: list[str] = []
+    stop = threading.Event()
+    with serving(tmp_path, ENV, expect_exit=None) as host:
+        clients = [threading.Thread(target=bind_until_refused, args=(host.url, token, acknowledged, stop))
+                   for _ in range(CLIENTS)]
+        for client in clients:
+            client.start()
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        host.process.kill()  # SIGKILL mid-traffic, no shutdown
+        host.process.wait(timeout=15)
+        stop.set()
+        for client in clients:
+            client.join(timeout=30)
+    assert len(acknowledged) >= 200, "too few binds before the kill"
+
+    with serving(tmp_path, ENV) as host:
+        for glyph_id in acknowledged:
+            status, _, body = get(f"{host.url}/api/v1/glyphs/{glyph_id}", token)
+            assert status == 200, (glyph_id, body)
+    verified = audit_verify(data_dir(tmp_path))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
