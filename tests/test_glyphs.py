@@ -196,7 +196,8 @@ async def test_audit_is_admin_only_filterable_and_chained(lukhas_host, tmp_path)
     entries = await audit(client)
     assert [e["action"] for e in entries] == ["validate_failed", "create", "create"]
     assert entries[0]["details"] == {"reason": "malformed"} and entries[0]["glyph_id"] is None
-    assert all(newer["prev_hash"] == older["hash"] for newer, older in zip(entries, entries[1:]))
+    pairs = zip(entries, entries[1:], strict=False)
+    assert all(newer["prev_hash"] == older["hash"] for newer, older in pairs)
     await problem(await client.get(f"/api/v1/glyphs/{mine['glyph_id']}", headers=ada), 404)
     await problem(await client.delete(f"/api/v1/glyphs/{mine['glyph_id']}", headers=ada), 404)
 
