@@ -250,7 +250,7 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
-def wrk(server: Server, duration_s: int, path: str = PATH) -> Load:
+def wrk(server: Server, duration_s: int, path: str = PATH, script: Path | None = None) -> Load:
     """One wrk run against `server`; raises BenchError if it fails or too many
     answers are not 2xx."""
     executable = shutil.which("wrk")
@@ -259,6 +259,8 @@ def wrk(server: Server, duration_s: int, path: str = PATH) -> Load:
     argv = [executable, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--latency"]
     for name, value in server.headers.items():
         argv += ["-H", f"{name}: {value}"]
+    if script is not None:  # e.g. a POST with a body
+        argv += ["-s", str(script)]
     argv.append(f"http://127.0.0.1:{server.port}{path}")
     if server.process.poll() is not None:
         raise BenchError(f"{server.label} exited with {server.process.returncode}{server.stderr_tail()}")
@@ -286,17 +288,17 @@ def wrk(server: Server, duration_s: int, path: str = PATH) -> Load:
                 cpu_s / requests * 1e6)
 
 
-def measure(lukhas: Server, bare: Server, runs: int = RUNS,
-            path: str = PATH) -> tuple[list[Load], list[Load]]:
+def measure(lukhas: Server, bare: Server, runs: int = RUNS, path: str = PATH,
+            script: Path | None = None) -> tuple[list[Load], list[Load]]:
     """A warm-up run against each, then `runs` alternating measured runs each."""
     progress(f"warm-up: wrk {WARMUP_S}s against each server")
-    wrk(bare, WARMUP_S, path)
-    wrk(lukhas, WARMUP_S, path)
+    wrk(bare, WARMUP_S, path, script)
+    wrk(lukhas, WARMUP_S, path, script)
     bare_runs: list[Load] = []
     lukhas_runs: list[Load] = []
     for i in range(runs):
         for server, loads in ((bare, bare_runs), (lukhas, lukhas_runs)):
-            loads.append(wrk(server, DURATION_S, path))
+            loads.append(wrk(server, DURATION_S, path, script))
             load = loads[-1]
             progress(f"run {i + 1}/{runs} {server.label}: {load.rps:.0f} req/s, p50 {load.p50_ms:.2f} ms, "
                      f"p99 {load.p99_ms:.2f} ms, {load.cpu_us_per_request:.0f} µs CPU/request")

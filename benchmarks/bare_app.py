@@ -5,7 +5,9 @@ SIGTERM, ``GET /readyz`` → 200 (the start-up reference) and
 ``GET /api/v1/plugins`` → 200 with the body Lukhas gives when no plugin is
 installed (the throughput reference; no authentication, no middleware), and
 ``GET /api/v1/dreams/list`` → a constant full page of 20 dreams, and
-``GET /api/v1/drift/{user_id}`` → constant drift metrics. It
+``GET /api/v1/drift/{user_id}`` → constant drift metrics, and ``POST
+/api/v1/glyphs/bind`` and ``/validate`` → constant answers after reading the
+body. It
 shows what Python and aiohttp cost by themselves, before any Lukhas code runs.
 """
 
@@ -54,6 +56,26 @@ async def drift(request: web.Request) -> web.Response:
     return web.json_response(DRIFT, dumps=_compact)
 
 
+GLYPH = {
+    "glyph_id": "gly_0123456789abcdef", "source": "user:bench", "target": "doc:q3-report",
+    "symbol": "LINK", "priority": "NORMAL", "context": {}, "created_by": "usr_0123456789abcdef01234567",
+    "created_at": "2026-11-24T09:00:00.000000Z", "expires_at": "2026-11-25T09:00:00.000000Z",
+    "active": True, "revoked_at": None,
+}
+
+
+async def glyph_bind(request: web.Request) -> web.Response:
+    """Reads the body, answers 201 with a constant binding, like Lukhas's bind."""
+    await request.read()
+    return web.json_response({**GLYPH, "token": "x" * 300}, status=201, dumps=_compact)
+
+
+async def glyph_validate(request: web.Request) -> web.Response:
+    """Reads the body, answers a constant valid result, like Lukhas's validate."""
+    await request.read()
+    return web.json_response({"valid": True, "reason": None, "glyph": GLYPH}, dumps=_compact)
+
+
 async def dreams_page(request: web.Request) -> web.Response:
     """A constant page of 20 dreams, like Lukhas's `/api/v1/dreams/list`."""
     return web.json_response(DREAMS_PAGE, dumps=_compact)
@@ -66,6 +88,8 @@ def main() -> None:
     app.router.add_get("/api/v1/plugins", plugins)
     app.router.add_get("/api/v1/dreams/list", dreams_page)
     app.router.add_get("/api/v1/drift/{user_id}", drift)
+    app.router.add_post("/api/v1/glyphs/bind", glyph_bind)
+    app.router.add_post("/api/v1/glyphs/validate", glyph_validate)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 
 
