@@ -239,3 +239,17 @@ async def test_openapi_documents_the_glyph_routes(lukhas_host):
     validate_spec(document)
     assert {"/api/v1/glyphs/bind", "/api/v1/glyphs/validate", "/api/v1/glyphs/bindings/list",
             "/api/v1/glyphs/audit", "/api/v1/glyphs/{glyph_id}"} <= set(document["paths"])
+
+
+async def test_two_hosts_on_one_database_keep_one_chain(lukhas_host, tmp_path):
+    data = tmp_path / "shared"
+    first = await lukhas_host([GLYPHS], data_dir=data)
+    second = await lukhas_host([GLYPHS], data_dir=data)
+    for _ in range(3):  # each host's remembered head is stale every other time
+        await bind(first)
+        await bind(second)
+    await validate(first, "garbage")
+    entries = await audit(second)
+    assert len(entries) == 7
+    result = audit_verify(data)
+    assert result.returncode == 0 and "intact: 7 entries" in result.stdout, result.stdout

@@ -70,7 +70,9 @@ class Database:
         self.timeout_s = timeout_s
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         # A server connection may have been dropped while pooled; a file may not.
-        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        # SQLite connections are reset by `_tune_sqlite`, only when needed.
+        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite,
+                                   "pool_reset_on_return": None if self.is_sqlite else "rollback"}
         if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
@@ -99,6 +101,18 @@ class Database:
             # The driver's own transaction handling skips DDL (a failed
             # migration would stay half-applied); SQLAlchemy issues BEGIN itself.
             dbapi_connection.isolation_level = None
+
+        @event.listens_for(self.engine.sync_engine.pool, "reset")
+        def on_reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
+            # A connection comes back with a transaction open only when its
+            # commit or rollback was interrupted; it must not keep the write
+            # lock. Otherwise there is nothing to roll back, and asking costs
+            # a round trip to the driver's thread on every request.
+            if state.terminate_only:
+                return
+            driver = getattr(dbapi_connection, "_connection", None)  # the aiosqlite Connection
+            if driver is None or driver.in_transaction:
+                dbapi_connection.rollback()
 
         @event.listens_for(self.engine.sync_engine, "begin")
         def on_begin(connection: sa.Connection) -> None:

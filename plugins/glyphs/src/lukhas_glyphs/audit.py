@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import clock
 
-__all__ = ["GENESIS", "audit", "entry_hash", "record", "verify"]
+__all__ = ["GENESIS", "AuditChain", "audit", "entry_hash", "verify"]
 
 GENESIS = "0" * 64
 log = structlog.get_logger("lukhas.glyphs.audit")
@@ -47,19 +47,48 @@ def entry_hash(prev_hash: str, at: datetime, action: str, glyph_id: str | None,
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-async def record(conn: AsyncConnection, action: str, glyph_id: str | None, actor: str | None,
-                 details: dict[str, Any]) -> None:
-    """Append an entry inside the caller's transaction (which must be a write one)."""
-    if conn.dialect.name == "postgresql":
-        # One writer at a time extends the chain (SQLite's BEGIN IMMEDIATE already is).
-        await conn.execute(sa.text("LOCK TABLE glyphs_audit IN SHARE ROW EXCLUSIVE MODE"))
-    prev = await conn.scalar(sa.select(audit.c.hash).order_by(audit.c.seq.desc()).limit(1))
-    prev = prev or GENESIS
-    at = clock.now()
-    digest = entry_hash(prev, at, action, glyph_id, actor, details)
-    await conn.execute(audit.insert().values(at=at, action=action, glyph_id=glyph_id, actor=actor,
-                                             details=details, prev_hash=prev, hash=digest))
-    log.info("glyphs.audit", audit=True, action=action, glyph_id=glyph_id, actor=actor, **details)
+class AuditChain:
+    """Appends entries, remembering the head this process appended last.
+
+    With a remembered head, an entry is one conditional insert that lands
+    only if the chain still ends there; if another process appended since
+    (or this process's last transaction rolled back), it reads the real head
+    and appends after it. Either way the chain stays whole.
+    """
+
+    def __init__(self) -> None:
+        self._head: str | None = None
+
+    async def record(self, conn: AsyncConnection, action: str, glyph_id: str | None,
+                     actor: str | None, details: dict[str, Any]) -> None:
+        """Append an entry inside the caller's transaction (which must be a write one)."""
+        if conn.dialect.name == "postgresql":
+            # One writer at a time extends the chain (SQLite's BEGIN IMMEDIATE already is).
+            await conn.execute(sa.text("LOCK TABLE glyphs_audit IN SHARE ROW EXCLUSIVE MODE"))
+        at = clock.now()
+        if self._head is not None and await self._append(conn, self._head, at, action, glyph_id,
+                                                         actor, details, only_after=True):
+            return
+        head = await conn.scalar(sa.select(audit.c.hash).order_by(audit.c.seq.desc()).limit(1))
+        await self._append(conn, head or GENESIS, at, action, glyph_id, actor, details)
+
+    async def _append(self, conn: AsyncConnection, prev: str, at: datetime, action: str,
+                      glyph_id: str | None, actor: str | None, details: dict[str, Any],
+                      only_after: bool = False) -> bool:
+        digest = entry_hash(prev, at, action, glyph_id, actor, details)
+        values = {"at": at, "action": action, "glyph_id": glyph_id, "actor": actor,
+                  "details": details, "prev_hash": prev, "hash": digest}
+        if only_after:
+            head = sa.select(audit.c.hash).order_by(audit.c.seq.desc()).limit(1).scalar_subquery()
+            row = sa.select(*(sa.literal(v, type_=audit.c[k].type).label(k) for k, v in values.items()))
+            done = await conn.execute(audit.insert().from_select(list(values), row.where(head == prev)))
+            if done.rowcount != 1:
+                return False
+        else:
+            await conn.execute(audit.insert().values(values))
+        self._head = digest  # if the transaction rolls back, the next append finds out
+        log.info("glyphs.audit", audit=True, action=action, glyph_id=glyph_id, actor=actor, **details)
+        return True
 
 
 async def verify(db: Database, batch: int = 1000) -> AsyncIterator[tuple[int, str | None]]:

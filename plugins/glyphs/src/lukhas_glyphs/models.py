@@ -27,7 +27,10 @@ class GlyphsSettings(PluginSettings):
         description="HMAC key for tokens; generated once into the data dir when unset")
     previous_keys: SecretStr = Field(
         SecretStr(""), description="comma-separated keys that still verify (rotation)")
-    bind_rate_limit: str = Field("50/minute", description="binds per caller")
+    bind_rate_limit: str = Field("50/minute", description="binds per caller; empty: no limit")
+    cache_ttl_s: float = Field(
+        5.0, ge=0, le=3600, description="bindings cached for validation; another host's revocation "
+        "is seen within it (0: no cache)")
 
 
 def _compact(value: Any) -> str:

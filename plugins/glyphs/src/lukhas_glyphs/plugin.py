@@ -38,7 +38,7 @@ async def lukhas_setup(context: PluginContext) -> None:
                else load_or_create_key(context.data_dir / "signing.key"))
     previous = [k.strip().encode() for k in settings.previous_keys.get_secret_value().split(",")
                 if k.strip()]
-    store, metrics = GlyphStore(context.db), GlyphMetrics()
+    store, metrics = GlyphStore(context.db, settings.cache_ttl_s), GlyphMetrics()
     metrics.active = await store.active_count()
     context.state.update(store=store, metrics=metrics, signer=Signer(current, previous))
 

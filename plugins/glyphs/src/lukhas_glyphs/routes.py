@@ -35,9 +35,6 @@ def glyph_routes(context: PluginContext) -> list[Route]:
     def metrics() -> GlyphMetrics:
         return context.state["metrics"]
 
-    async def refresh_active() -> None:
-        metrics().active = await store().active_count()
-
     async def owned(request: web.Request) -> Glyph:
         glyph_id, caller = request.match_info["glyph_id"], current_user(request)
         found = await store().get(glyph_id)
@@ -53,7 +50,7 @@ def glyph_routes(context: PluginContext) -> list[Route]:
             "symbol": glyph.symbol, "priority": glyph.priority,
             "iat": int(glyph.created_at.timestamp()), "exp": int(glyph.expires_at.timestamp())})
         metrics().binds.inc()
-        await refresh_active()
+        metrics().active += 1  # recounted by the health check as bindings expire
         return BoundGlyph(**glyph.model_dump(), token=token)
 
     async def read(request: web.Request) -> Glyph:
@@ -81,7 +78,8 @@ def glyph_routes(context: PluginContext) -> list[Route]:
         glyph = await owned(request)
         if not await store().revoke(glyph.glyph_id, current_user(request).id):
             raise ProblemError(404, f"no active glyph {glyph.glyph_id}")
-        await refresh_active()
+        if glyph.active:
+            metrics().active -= 1
 
     async def audit_log(request: web.Request, query: AuditQuery) -> Page[AuditEntry]:
         return await store().audit_page(query)
@@ -89,7 +87,7 @@ def glyph_routes(context: PluginContext) -> list[Route]:
     not_found = {404: "no such glyph (or not yours)"}
     return [
         Route("POST", f"{PREFIX}/bind", bind, body=BindRequest, response=BoundGlyph, status=201,
-              rate_limit=settings.bind_rate_limit, summary="Bind a source to a target with a symbol"),
+              rate_limit=settings.bind_rate_limit or None, summary="Bind a source to a target with a symbol"),
         Route("POST", f"{PREFIX}/validate", validate, body=ValidateRequest, response=Validation,
               summary="Check a GLYPH token"),
         Route("GET", f"{PREFIX}/bindings/list", listing, query=GlyphListQuery, response=Page[Glyph],

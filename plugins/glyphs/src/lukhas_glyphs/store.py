@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from cachetools import TTLCache
 from lukhas_kernel import Database, Page, UtcDateTime, paginate
 
 from . import audit, clock
@@ -41,8 +42,15 @@ def glyph_of(row: Any) -> Glyph:
 
 
 class GlyphStore:
-    def __init__(self, db: Database) -> None:
+    """Reads bindings through a short cache: a validation is a signature check
+    and, most of the time, no database round trip. This process's revocations
+    clear it at once; another host's are seen within `cache_ttl_s`."""
+
+    def __init__(self, db: Database, cache_ttl_s: float = 0.0, cache_size: int = 100_000) -> None:
         self.db = db
+        self.chain = audit.AuditChain()
+        self._rows: TTLCache[str, Any] | None = (
+            TTLCache(cache_size, cache_ttl_s) if cache_ttl_s > 0 else None)
 
     async def bind(self, owner: str, request: BindRequest) -> Glyph:
         """Store a binding and its audit entry, committed together."""
@@ -53,7 +61,7 @@ class GlyphStore:
                   "expires_at": created + timedelta(seconds=request.ttl_seconds), "revoked_at": None}
         async with self.db.begin() as conn:
             await conn.execute(bindings.insert().values(values))
-            await audit.record(conn, "create", values["id"], owner,
+            await self.chain.record(conn, "create", values["id"], owner,
                                {"source": request.source, "target": request.target,
                                 "symbol": request.symbol, "priority": request.priority})
         return Glyph(
@@ -62,9 +70,15 @@ class GlyphStore:
             created_by=owner, created_at=created, expires_at=values["expires_at"], active=True)
 
     async def get(self, glyph_id: str) -> tuple[str, Glyph] | None:
-        async with self.db.connect() as conn:
-            row = (await conn.execute(bindings.select().where(bindings.c.id == glyph_id))).first()
-        return None if row is None else (row.owner, glyph_of(row))
+        row = self._rows.get(glyph_id) if self._rows is not None else None
+        if row is None:
+            async with self.db.connect() as conn:
+                row = (await conn.execute(bindings.select().where(bindings.c.id == glyph_id))).first()
+            if row is None:
+                return None
+            if self._rows is not None:
+                self._rows[glyph_id] = row
+        return row.owner, glyph_of(row)  # `active` from the clock, now
 
     async def page(self, owner: str, query: GlyphListQuery) -> Page[Glyph]:
         statement = bindings.select().where(bindings.c.owner == owner)
@@ -87,12 +101,14 @@ class GlyphStore:
                 revoked_at=clock.now()))
             if done.rowcount == 0:
                 return False
-            await audit.record(conn, "delete", glyph_id, actor, {})
+            await self.chain.record(conn, "delete", glyph_id, actor, {})
+        if self._rows is not None:
+            self._rows.pop(glyph_id, None)
         return True
 
     async def failed_validation(self, glyph_id: str | None, actor: str, reason: str) -> None:
         async with self.db.begin() as conn:
-            await audit.record(conn, "validate_failed", glyph_id, actor, {"reason": reason})
+            await self.chain.record(conn, "validate_failed", glyph_id, actor, {"reason": reason})
 
     async def active_count(self) -> int:
         async with self.db.connect() as conn:

@@ -21,7 +21,8 @@ class VivoxSettings(PluginSettings):
 
     cache_ttl_s: float = Field(300.0, ge=0, le=86_400, description="how long metrics are cached")
     cache_size: int = Field(10_000, ge=1, description="users whose metrics are cached at once")
-    read_rate_limit: str = Field("100/minute", description="`GET /api/v1/drift/{user_id}` per caller")
+    read_rate_limit: str = Field(
+        "100/minute", description="`GET /api/v1/drift/{user_id}` per caller; empty: no limit")
 
 
 class Interaction(BaseModel):

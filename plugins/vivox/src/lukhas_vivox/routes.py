@@ -86,6 +86,6 @@ def drift_routes(context: PluginContext) -> list[Route]:
               role="admin", summary="Add a user's interactions; answers the recomputed metrics",
               errors={404: "no such user"}),
         Route("GET", f"{PREFIX}/{{user_id}}", metrics, response=DriftMetrics,
-              rate_limit=settings.read_rate_limit, summary="A user's drift metrics (cached)",
+              rate_limit=settings.read_rate_limit or None, summary="A user's drift metrics (cached)",
               errors={404: "no such user (or not yours)"}),
     ]
