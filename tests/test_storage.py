@@ -118,3 +118,38 @@ def test_known_kernel_head_is_the_newest_revision():
     config.set_main_option("version_locations", str(KERNEL_MIGRATIONS))
     config.set_main_option("path_separator", "os")
     assert ScriptDirectory.from_config(config).get_current_head() == KERNEL_HEAD
+
+
+def _alembic_head(versions):
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from lukhas_kernel._services import KERNEL_MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(KERNEL_MIGRATIONS.parent / "_alembic"))
+    config.set_main_option("version_locations", str(versions))
+    config.set_main_option("path_separator", "os")
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_head_read_without_alembic_agrees_with_alembic(tmp_path):
+    from pathlib import Path
+
+    import lukhas_dreams
+    import lukhas_glyphs
+    import lukhas_vivox
+    from lukhas_kernel._services import KERNEL_MIGRATIONS
+    from lukhas_kernel._storage import declared_head
+
+    directories = [KERNEL_MIGRATIONS, Path(__file__).parent / "sample_plugins" / "notes_migrations",
+                   *(Path(m.__file__).parent / "migrations"
+                     for m in (lukhas_dreams, lukhas_vivox, lukhas_glyphs))]
+    for versions in directories:
+        assert declared_head(versions) == _alembic_head(versions), versions
+    # A merge of two branches is left to Alembic.
+    merge = tmp_path / "merge"
+    merge.mkdir()
+    for name, down in (("a", "None"), ("b", '"a"'), ("c", '"a"')):
+        (merge / f"{name}.py").write_text(f'revision = "{name}"\ndown_revision = {down}\n')
+    (merge / "d.py").write_text('revision = "d"\ndown_revision = ("b", "c")\n')
+    assert declared_head(merge) is None
