@@ -22,6 +22,7 @@ __all__ = [
     "BenchError",
     "ExitedEarly",
     "Figure",
+    "cpu_s_of",
     "free_port",
     "http_get",
     "http_status",
@@ -190,6 +191,16 @@ def rss_mb_of(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024 / 1e6  # "VmRSS:  12345 kB", kB meaning KiB
     raise BenchError(f"no VmRSS in /proc/{pid}/status")
+
+
+def cpu_s_of(pid: int) -> float:
+    """User + system CPU seconds process `pid` has used so far, from /proc (Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError as exc:
+        raise BenchError(f"cannot read CPU time of pid {pid}: {exc.strerror}") from None
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)"; utime, stime are 14, 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:

@@ -48,6 +48,7 @@ from ._common import (
     BenchError,
     ExitedEarly,
     Figure,
+    cpu_s_of,
     free_port,
     http_get,
     median,
@@ -91,12 +92,7 @@ class Server:
 
     def cpu_s(self) -> float:
         """User + system CPU seconds the process has used so far (Linux /proc)."""
-        try:
-            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        except OSError as exc:
-            raise BenchError(f"cannot read CPU time of pid {self.process.pid}: {exc.strerror}") from None
-        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)"; utime, stime are 14, 15
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_s_of(self.process.pid)
 
     def stderr_tail(self, lines: int = 5) -> str:
         tail = (self.workdir / "stderr.log").read_text(errors="replace").strip().splitlines()[-lines:]

@@ -370,3 +370,20 @@ async def test_openapi_documents_the_drift_routes(lukhas_host):
     validate(document)
     assert {"/api/v1/drift/{user_id}", "/api/v1/drift/update", "/api/v1/drift/analysis"} <= set(
         document["paths"])
+
+
+async def test_analysis_over_many_active_days(lukhas_host):
+    # More days with interactions than one windows query holds (100).
+    client = await lukhas_host([VIVOX])
+    user_id, _ = await user(client)
+    rng = random.Random(3)
+    items = [interaction(DAY0 + timedelta(days=d, hours=rng.randrange(24)), rng.choice("abc"),
+                         rng.uniform(-1, 1), rng.random()) for d in range(150) for _ in range(2)]
+    await update(client, user_id, items)
+    got = await (await client.get("/api/v1/drift/analysis",
+                                  params={"user_id": user_id, "days": "365"})).json()
+    last = max(datetime.fromisoformat(i["timestamp"]) for i in items).date()
+    expected = reference_series(items, 365, last)
+    assert len(got["series"]) == len(expected) == 150
+    for point, (_, value) in zip(got["series"], expected, strict=True):
+        assert point["overall_drift"] == pytest.approx(value, abs=1e-9)

@@ -118,12 +118,16 @@ class DriftEngine:
         for day in reversed(days):
             counts_up_to[day] = running
             running = running - later.get(day, Counter())
+        # A day without interactions repeats the day before: only the first
+        # day and days with interactions need their window.
+        changed = [day for i, day in enumerate(days) if i == 0 or day in later]
+        windows = dict(zip(changed, await self.store.windows(
+            conn, user_id, [day_end(day) for day in changed]), strict=True))
         out = []
         values: tuple[float, float, float, float] | None = None
         for day in days:
-            if values is None or day in later:  # otherwise nothing changed since yesterday
-                counts = counts_up_to[day]
-                window = await self.store.window(conn, user_id, day_end(day))
+            if day in windows:
+                counts, window = counts_up_to[day], windows[day]
                 coherence = formulas.coherence_score(window.decisions, len(counts))
                 stability = formulas.emotional_stability(window.valences, window.arousals)
                 consistency = formulas.behavioral_consistency(window.decisions,

@@ -25,6 +25,9 @@ from .models import WINDOW, Interaction
 
 __all__ = ["Profile", "VivoxStore", "Window"]
 
+# SQLite allows 500 terms in a compound SELECT; this stays well under it.
+_WINDOWS_PER_QUERY = 100
+
 metadata = sa.MetaData()
 interactions = sa.Table(
     "vivox_interactions", metadata,
@@ -65,7 +68,7 @@ class Profile:
 
 @dataclass(frozen=True)
 class Window:
-    """The last interactions before a moment, oldest first."""
+    """The last interactions before a moment (order does not matter to the formulas)."""
 
     valences: list[float]
     arousals: list[float]
@@ -128,15 +131,30 @@ class VivoxStore:
             return None
         return Profile(row.interactions, row.first_at.date(), row.last_at.date(), row.updated_at)
 
-    async def window(self, conn: AsyncConnection, user_id: str, before: datetime) -> Window:
-        """The user's last `WINDOW` interactions before `before`."""
-        rows = (await conn.execute(
-            sa.select(interactions.c.valence, interactions.c.arousal, interactions.c.decision)
-            .where(interactions.c.user_id == user_id, interactions.c.timestamp < before)
-            .order_by(interactions.c.timestamp.desc(), interactions.c.id.desc())
-            .limit(WINDOW))).all()
-        return Window([r.valence for r in rows], [r.arousal for r in rows],
-                      Counter(r.decision for r in rows))
+    async def windows(self, conn: AsyncConnection, user_id: str,
+                      ends: Sequence[datetime]) -> list[Window]:
+        """The user's last `WINDOW` interactions before each of `ends`.
+
+        One indexed read per end, sent as one statement per `_WINDOWS_PER_QUERY`
+        ends: each statement is a round trip to the driver.
+        """
+        found: list[Window] = [Window([], [], Counter()) for _ in ends]
+        for start in range(0, len(ends), _WINDOWS_PER_QUERY):
+            parts = []
+            for k in range(start, min(start + _WINDOWS_PER_QUERY, len(ends))):
+                last = (sa.select(sa.literal(k).label("k"), interactions.c.valence,
+                                  interactions.c.arousal, interactions.c.decision)
+                        .where(interactions.c.user_id == user_id,
+                               interactions.c.timestamp < ends[k])
+                        .order_by(interactions.c.timestamp.desc(), interactions.c.id.desc())
+                        .limit(WINDOW).subquery())
+                parts.append(sa.select(last))
+            for k, valence, arousal, decision in await conn.execute(sa.union_all(*parts)):
+                window = found[k]
+                window.valences.append(valence)
+                window.arousals.append(arousal)
+                window.decisions[decision] += 1
+        return found
 
     async def decisions_by_day(self, conn: AsyncConnection, user_id: str,
                                after: date) -> tuple[Counter[str], dict[date, Counter[str]]]:
