@@ -47,25 +47,18 @@ DECISIONS = [f"choice-{i}" for i in range(12)]
 START = datetime(2025, 11, 24, tzinfo=UTC)
 
 
-def _post(port: int, headers: dict[str, str], path: str, body: dict[str, Any]) -> float:
+def _timed_ms(port: int, headers: dict[str, str], path: str,
+              body: dict[str, Any] | None = None) -> float:
+    """GET `path` (or POST `body` as JSON); milliseconds until the whole 200 answer."""
+    data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+        f"http://127.0.0.1:{port}{path}", data=data, method="GET" if body is None else "POST",
         headers={**headers, "Content-Type": "application/json"})
     started = time.perf_counter()
     with urllib.request.urlopen(request, timeout=30) as response:
         response.read()
         if response.status != 200:
-            raise BenchError(f"POST {path} answered {response.status}")
-    return (time.perf_counter() - started) * 1000
-
-
-def _get_ms(port: int, headers: dict[str, str], path: str) -> float:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
-    started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=30) as response:
-        response.read()
-        if response.status != 200:
-            raise BenchError(f"GET {path} answered {response.status}")
+            raise BenchError(f"{request.method} {path} answered {response.status}")
     return (time.perf_counter() - started) * 1000
 
 
@@ -99,12 +92,12 @@ def run() -> list[Figure]:
             servers.append(uncached)
             data_dir = tmp / "lukhas-1" / "data"
             user_id = _add_user(data_dir)
-            updates = [_post(uncached.port, uncached.headers, "/api/v1/drift/update", batch)
+            updates = [_timed_ms(uncached.port, uncached.headers, "/api/v1/drift/update", batch)
                        for batch in _batches(user_id)]
             progress(f"{BATCHES * BATCH} interactions posted: update median {median(updates):.1f} ms, "
                      f"p95 {percentile(updates, 95):.1f} ms")
             path = f"/api/v1/drift/{user_id}"
-            reads = [_get_ms(uncached.port, uncached.headers, path) for _ in range(UNCACHED_READS)]
+            reads = [_timed_ms(uncached.port, uncached.headers, path) for _ in range(UNCACHED_READS)]
             progress(f"uncached GET: p50 {median(reads):.1f} ms, p95 {percentile(reads, 95):.1f} ms")
             stop(uncached.process)
             servers.remove(uncached)

@@ -108,18 +108,6 @@ async def test_engine_is_disposed_at_shutdown(lukhas_host, tmp_path):
     assert engine.pool.checkedin() == 0
 
 
-def test_known_kernel_head_is_the_newest_revision():
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-    from lukhas_kernel._services import KERNEL_HEAD, KERNEL_MIGRATIONS
-
-    config = Config()
-    config.set_main_option("script_location", str(KERNEL_MIGRATIONS.parent / "_alembic"))
-    config.set_main_option("version_locations", str(KERNEL_MIGRATIONS))
-    config.set_main_option("path_separator", "os")
-    assert ScriptDirectory.from_config(config).get_current_head() == KERNEL_HEAD
-
-
 def _alembic_head(versions):
     from alembic.config import Config
     from alembic.script import ScriptDirectory

@@ -14,8 +14,9 @@ from ._accounts import AccountError
 from ._bootstrap import kernel_settings
 from ._isolation import describe
 from ._logging import configure_logging
+from ._services import database_from
 from ._settings import KernelSettings, SettingsError
-from ._storage import Database, StorageError, default_url
+from ._storage import Database, StorageError
 
 T = TypeVar("T")
 
@@ -57,8 +58,7 @@ def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
     loaded, _ = settings()
 
     async def main() -> T:
-        db = Database(loaded.database_url or default_url(loaded.data_dir), loaded.db_timeout_s,
-                      loaded.db_busy_timeout_ms)
+        db = database_from(loaded)
         try:
             return await work(db)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:

@@ -100,9 +100,10 @@ def paginate(
 
 
 def _restore(value: Any, column: sa.ColumnElement[Any]) -> Any:
+    """A cursor's JSON value as the key column's Python type (checked)."""
     try:
         python_type = column.type.python_type
-    except NotImplementedError:
+    except NotImplementedError:  # a type without a Python equivalent: bound as decoded
         return value
     if python_type is datetime and isinstance(value, str):
         try:

@@ -17,11 +17,9 @@ from ._ratelimit import RateLimits
 from ._settings import KernelSettings, SettingsError
 from ._storage import Database, StorageError, default_url
 
-__all__ = ["KERNEL_MIGRATIONS", "Services"]
+__all__ = ["KERNEL_MIGRATIONS", "Services", "database_from"]
 
 KERNEL_MIGRATIONS = Path(__file__).parent / "migrations"
-#: The newest kernel revision; a test checks it against KERNEL_MIGRATIONS.
-KERNEL_HEAD = "kernel_0001"
 
 
 @dataclass
@@ -39,17 +37,9 @@ class Services:
 
         Raises StorageError (one line) when the database cannot be used.
         """
-        url = settings.database_url or default_url(settings.data_dir)
+        db = database_from(settings)
         try:
-            db = Database(url, settings.db_timeout_s, settings.db_busy_timeout_ms)
-        except (SQLAlchemyError, ImportError) as exc:  # unparsable URL, unknown or sync driver
-            raise SettingsError("LUKHAS_DATABASE_URL", describe(exc)) from None
-        except OSError as exc:  # the SQLite file's directory cannot be created
-            shown = make_url(url).render_as_string(hide_password=True)
-            raise StorageError(f"cannot open database {shown}: {describe(exc)}") from None
-        try:
-            await db.migrate("lukhas", KERNEL_MIGRATIONS, upgrade=settings.auto_migrate,
-                             known_head=KERNEL_HEAD)
+            await db.migrate("lukhas", KERNEL_MIGRATIONS, upgrade=settings.auto_migrate)
             accounts = Accounts(db, settings.auth_cache_ttl_s)
             token = await accounts.ensure_first_admin() if create_admin else None
         except StorageError:
@@ -65,6 +55,22 @@ class Services:
         await self.db.dispose()
 
 
+def database_from(settings: KernelSettings) -> Database:
+    """The kernel's database as the settings name it (nothing is opened yet).
+
+    Raises SettingsError for a URL that cannot be used at all, StorageError
+    when the SQLite file's directory cannot be created.
+    """
+    url = settings.database_url or default_url(settings.data_dir)
+    try:
+        return Database(url, settings.db_timeout_s, settings.db_busy_timeout_ms)
+    except (SQLAlchemyError, ImportError) as exc:  # unparsable URL, unknown or sync driver
+        raise SettingsError("LUKHAS_DATABASE_URL", describe(exc)) from None
+    except OSError as exc:
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise StorageError(f"cannot open database {shown}: {describe(exc)}") from None
+
+
 async def _dispose_failed(db: Database) -> None:
     """Dispose of a database that could not be opened, before the caller exits.
 
@@ -75,4 +81,3 @@ async def _dispose_failed(db: Database) -> None:
     await db.dispose()
     stray = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
     await asyncio.to_thread(lambda: [thread.join(1.0) for thread in stray])
-

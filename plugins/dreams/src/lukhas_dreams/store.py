@@ -152,8 +152,3 @@ class DreamStore:
                 sa.select(jobs.c.status, jobs.c.mode, sa.func.count()).group_by(
                     jobs.c.status, jobs.c.mode))
             return {(status, mode): n for status, mode, n in rows}
-
-    async def queued(self) -> int:
-        async with self.db.connect() as conn:
-            return await conn.scalar(
-                sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued"))

@@ -38,9 +38,8 @@ async def lukhas_setup(context: PluginContext) -> None:
                else load_or_create_key(context.data_dir / "signing.key"))
     previous = [k.strip().encode() for k in settings.previous_keys.get_secret_value().split(",")
                 if k.strip()]
-    store, metrics = GlyphStore(context.db, settings.cache_ttl_s), GlyphMetrics()
-    metrics.active = await store.active_count()
-    context.state.update(store=store, metrics=metrics, signer=Signer(current, previous))
+    context.state.update(store=GlyphStore(context.db, settings.cache_ttl_s), metrics=GlyphMetrics(),
+                         signer=Signer(current, previous))
 
 
 @hookimpl
@@ -51,7 +50,7 @@ def lukhas_routes(context: PluginContext) -> list[Route]:
 @hookimpl
 def lukhas_health_checks(context: PluginContext) -> dict[str, HealthCheck]:
     async def tables() -> None:
-        # Also keeps the active-bindings gauge current as bindings expire.
+        # Also sets the active-bindings gauge: at start-up, and as bindings expire.
         context.state["metrics"].active = await context.state["store"].active_count()
 
     return {"tables": tables}
