@@ -50,6 +50,44 @@ async def test_disabled_plugin_is_never_imported_and_answers_403(lukhas_host, mo
     assert (await client.get("/api/v1/healthy/greet")).status == 200
 
 
+def _distribution(site, monkeypatch, name: str, module: str, prefixes: list[str]) -> None:
+    """An installed distribution's metadata on sys.path: plugin `name` = `module`
+    in `lukhas.plugins`, with `prefixes` in `lukhas.route_prefixes`."""
+    info = site / f"lukhas_{name}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: lukhas-{name}\nVersion: 1.0\n")
+    lines = ["[lukhas.plugins]", f"{name} = {module}", "", "[lukhas.route_prefixes]",
+             *(f"{prefix} = {module}" for prefix in prefixes)]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    monkeypatch.syspath_prepend(str(site))
+
+
+async def test_prefixes_from_metadata_answer_403_while_disabled(lukhas_host, monkeypatch, tmp_path):
+    _distribution(tmp_path / "site", monkeypatch, "healthy", "sample_plugins.healthy", ["/api/v1/greetings"])
+    monkeypatch.setenv("HEALTHY_ENABLED", "false")
+    client = await lukhas_host([], installed=True)
+    assert (await plugin_states(client))["healthy"]["state"] == "disabled"
+    for path in ("/api/v1/greetings/x", "/api/v1/healthy/greet"):
+        body = await problem(await client.get(path), 403)
+        assert body["detail"] == "healthy subsystem is not enabled"
+
+    # Enabled, the same prefix (declared in its plugin info too) is simply its own.
+    monkeypatch.setenv("HEALTHY_ENABLED", "true")
+    client = await lukhas_host([], installed=True)
+    item = (await plugin_states(client))["healthy"]
+    assert (item["state"], item["distribution"]) == ("active", "lukhas-healthy")
+    body = await problem(await client.get("/api/v1/greetings/x"), 404)
+    assert body["detail"] == "no item x"
+
+
+async def test_invalid_prefix_in_metadata_fails_discovery(lukhas_host, monkeypatch, tmp_path):
+    _distribution(tmp_path / "site", monkeypatch, "meta_bad", "sample_plugins.healthy", ["/greetings/"])
+    client = await lukhas_host([], installed=True)
+    item = (await plugin_states(client))["meta_bad"]
+    assert (item["state"], item["reason"]) == (
+        "failed", "discovery: invalid route prefix '/greetings/' in lukhas.route_prefixes")
+
+
 async def test_flag_from_config_file_table(lukhas_host):
     config = {"plugins": {"healthy": {"enabled": False}}}
     client = await lukhas_host(["sample_plugins.healthy"], config=config)

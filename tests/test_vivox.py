@@ -387,3 +387,12 @@ async def test_analysis_over_many_active_days(lukhas_host):
     assert len(got["series"]) == len(expected) == 150
     for point, (_, value) in zip(got["series"], expected, strict=True):
         assert point["overall_drift"] == pytest.approx(value, abs=1e-9)
+
+
+async def test_disabled_vivox_drift_routes_answer_403(lukhas_host, monkeypatch):
+    # Installed, so its /api/v1/drift prefix is known from metadata without importing it.
+    monkeypatch.setenv("VIVOX_ENABLED", "false")
+    client = await lukhas_host([], installed=True)
+    for path in ("/api/v1/drift/usr_x", "/api/v1/drift/analysis", "/api/v1/vivox/anything"):
+        body = await problem(await client.get(path), 403)
+        assert body["detail"] == "vivox subsystem is not enabled"

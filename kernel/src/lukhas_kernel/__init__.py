@@ -8,16 +8,18 @@ import pluggy
 from importlib_metadata import PackageNotFoundError, version
 
 from ._accounts import User
-from ._auth import current_user
+from ._auth import current_user, request_user
 from ._cli_common import with_database
 from ._context import HealthCheck, PluginContext, PluginInfo
+from ._host import request_id
 from ._kernel import PLUGIN_API_VERSION, Kernel
 from ._pagination import Page, PageQuery, paginate
 from ._problems import ProblemError
-from ._records import PluginState
+from ._records import CheckResult, PluginState, PluginView, StartupReport
 from ._routing import Route
 from ._settings import KernelSettings, PluginSettings, SettingsError
 from ._storage import Database, UtcDateTime
+from ._view import KernelView
 
 try:
     __version__ = version("lukhas-kernel")
@@ -29,23 +31,29 @@ hookimpl = pluggy.HookimplMarker("lukhas")
 
 __all__ = [
     "PLUGIN_API_VERSION",
+    "CheckResult",
     "Database",
     "HealthCheck",
     "Kernel",
     "KernelSettings",
+    "KernelView",
     "Page",
     "PageQuery",
     "PluginContext",
     "PluginInfo",
     "PluginSettings",
     "PluginState",
+    "PluginView",
     "ProblemError",
     "Route",
     "SettingsError",
+    "StartupReport",
     "User",
     "UtcDateTime",
     "current_user",
     "hookimpl",
     "paginate",
+    "request_id",
+    "request_user",
     "with_database",
 ]

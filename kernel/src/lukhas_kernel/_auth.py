@@ -9,7 +9,7 @@ from ._problems import ProblemError
 from ._ratelimit import RateLimits, parse_limit
 from ._routing import Guard, Route
 
-__all__ = ["USER_KEY", "authenticate", "current_user", "guard_for", "needs_token"]
+__all__ = ["USER_KEY", "authenticate", "current_user", "guard_for", "needs_token", "request_user"]
 
 USER_KEY = web.RequestKey("lukhas_user", User)
 API_PREFIX = "/api/v1"
@@ -42,6 +42,12 @@ async def authenticate(request: web.Request, accounts: Accounts) -> User:
 def current_user(request: web.Request) -> User:
     """The authenticated caller of a `/api/v1` route (for plugins' handlers)."""
     return request[USER_KEY]
+
+
+def request_user(request: web.Request) -> User | None:
+    """The authenticated caller, or None where there is none (a public route,
+    a refused token, a request not yet authenticated); for middlewares."""
+    return request.get(USER_KEY)
 
 
 def guard_for(route: Route, limits: RateLimits) -> Guard | None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from ._accounts import User
 from ._settings import KernelSettings, PluginSettings
 from ._storage import Database
+
+if TYPE_CHECKING:
+    from ._view import KernelView
 
 __all__ = ["HealthCheck", "PluginContext", "PluginInfo"]
 
@@ -44,7 +47,8 @@ class PluginContext:
     """Per-plugin handle passed to every lifecycle hook.
 
     `state` is the plugin's own scratch space (engines, stores) shared by its
-    hooks and route handlers; the kernel never reads it.
+    hooks and route handlers; the kernel never reads it. `kernel` answers
+    read-only questions about every plugin (states, timings, collectors).
     """
 
     name: str
@@ -55,6 +59,7 @@ class PluginContext:
     # Live run-time flag values (shared with the kernel; read, don't write).
     flags: Mapping[str, bool]
     state: dict[str, Any] = field(default_factory=dict)
+    kernel: KernelView | None = field(default=None, repr=False)  # set for every loaded plugin
     _find_user: Callable[[str], Awaitable[User | None]] | None = field(default=None, repr=False)
     _degraded_reason: str | None = None
     _on_change: Callable[[], None] | None = field(default=None, repr=False)
@@ -64,9 +69,10 @@ class PluginContext:
         cls, name: str, settings: PluginSettings | None, kernel_settings: KernelSettings,
         db: Database | None, flags: Mapping[str, bool],
         find_user: Callable[[str], Awaitable[User | None]] | None = None,
+        kernel: KernelView | None = None,
     ) -> PluginContext:
         log = structlog.get_logger().bind(plugin=name)
-        return cls(name, settings, kernel_settings, log, db, flags, _find_user=find_user)
+        return cls(name, settings, kernel_settings, log, db, flags, kernel=kernel, _find_user=find_user)
 
     async def user(self, user_id: str) -> User | None:
         """The user with this id, or None (a plugin never reads the kernel's tables)."""

@@ -1,6 +1,9 @@
 """Finding plugins: entry points of `lukhas.plugins` and `LUKHAS_EXTRA_PLUGINS`.
 
-Discovery reads package metadata only; nothing is imported here.
+Discovery reads package metadata only; nothing is imported here. Route
+prefixes outside ``/api/v1/<name>`` may be declared in metadata too (group
+`lukhas.route_prefixes`, ``"/prefix" = "the plugin's module"``), so that they
+are known, and answer 403, while the plugin is disabled and never imported.
 """
 
 from __future__ import annotations
@@ -11,11 +14,17 @@ from importlib_metadata import entry_points
 
 from ._records import PluginRecord, PluginState, Stage
 
-__all__ = ["ENTRY_POINT_GROUP", "discover"]
+__all__ = ["ENTRY_POINT_GROUP", "ROUTE_PREFIX_GROUP", "discover", "valid_prefix"]
 
 ENTRY_POINT_GROUP = "lukhas.plugins"
+ROUTE_PREFIX_GROUP = "lukhas.route_prefixes"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def valid_prefix(prefix: str) -> bool:
+    """A route prefix is an absolute path without a trailing slash or parameters."""
+    return prefix.startswith("/") and not prefix.endswith("/") and "{" not in prefix
 
 
 def _extra(spec: str) -> tuple[str, str]:
@@ -34,14 +43,19 @@ def discover(extras: list[str], installed: bool = True) -> list[PluginRecord]:
     """
     found: list[PluginRecord] = []
     if installed:
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            dist = ep.dist
+        everything = entry_points()
+        prefixes: dict[tuple[str | None, str], list[str]] = {}
+        for ep in everything.select(group=ROUTE_PREFIX_GROUP):
+            prefixes.setdefault((ep.dist.name if ep.dist else None, ep.value), []).append(ep.name)
+        for ep in everything.select(group=ENTRY_POINT_GROUP):
+            distribution = ep.dist.name if ep.dist else None
             found.append(
                 PluginRecord(
                     name=ep.name,
                     module=ep.value,
-                    distribution=dist.name if dist else None,
-                    version=dist.version if dist else None,
+                    distribution=distribution,
+                    version=ep.dist.version if ep.dist else None,
+                    prefixes=prefixes.get((distribution, ep.value), []),
                 )
             )
     for spec in extras:
@@ -51,10 +65,13 @@ def discover(extras: list[str], installed: bool = True) -> list[PluginRecord]:
     by_name: dict[str, PluginRecord] = {}
     records: list[PluginRecord] = []
     for record in found:
+        invalid = [prefix for prefix in record.prefixes if not valid_prefix(prefix)]
         if not _NAME.match(record.name):
             record.fail(Stage.DISCOVERY, f"invalid plugin name {record.name!r}: use [a-z][a-z0-9_]*")
         elif not _MODULE.match(record.module):
             record.fail(Stage.DISCOVERY, f"invalid module path {record.module!r}")
+        elif invalid:
+            record.fail(Stage.DISCOVERY, f"invalid route prefix {invalid[0]!r} in {ROUTE_PREFIX_GROUP}")
         elif record.name in by_name:
             first = by_name[record.name]
             origin = first.distribution or "LUKHAS_EXTRA_PLUGINS"

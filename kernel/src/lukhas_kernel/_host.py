@@ -22,12 +22,17 @@ from ._problems import ProblemError, from_exception, problem_response
 from ._records import PluginRecord, PluginState, Stage
 from ._routing import Route, wrap_handler
 
-__all__ = ["KERNEL_KEY", "build_app"]
+__all__ = ["KERNEL_KEY", "build_app", "request_id"]
 
 KERNEL_KEY = web.AppKey("lukhas_kernel", Kernel)
 REQUEST_ID_KEY = web.RequestKey("lukhas_request_id", str)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 log = structlog.get_logger("lukhas.host")
+
+
+def request_id(request: web.Request) -> str | None:
+    """The request's id, as its `X-Request-ID` answer header will carry it."""
+    return request.get(REQUEST_ID_KEY)
 
 
 def _gate(record: PluginRecord) -> web.Response:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import graphlib
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from pathlib import Path
@@ -25,11 +26,11 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from . import hookspecs
 from ._chaos import ChaosPlan
 from ._context import PluginContext, PluginInfo
-from ._discovery import discover
+from ._discovery import discover, valid_prefix
 from ._flags import RuntimeFlags
 from ._isolation import StageError, describe, import_in_thread, run_isolated
 from ._ratelimit import parse_limit
-from ._records import PluginRecord, PluginState, Stage, StartupReport
+from ._records import CheckResult, PluginRecord, PluginState, Stage, StartupReport
 from ._routing import Route
 from ._services import Services
 from ._settings import (
@@ -40,6 +41,7 @@ from ._settings import (
     load_settings,
     parse_flags,
 )
+from ._view import KernelView
 
 __all__ = ["Kernel", "PLUGIN_API_VERSION", "KERNEL_PREFIXES"]
 
@@ -87,6 +89,7 @@ class Kernel:
         # captured then: a plugin dropped later is unregistered but still owed it.
         self._teardowns: dict[str, Callable[..., Any] | None] = {}
         self._start_paused: list[str] = []
+        self.view = KernelView(self)
 
     # -- queries ---------------------------------------------------------
 
@@ -129,9 +132,13 @@ class Kernel:
         flags = load_flags([r.name for r in pending], self.config, self.env_file)
         await self.flags.load_persisted()
         for record in found:
-            record.prefixes = [f"/api/v1/{record.name}"]
+            # Known before import (the default and the metadata's prefixes), so a
+            # disabled plugin's routes answer 403 rather than 404.
+            record.prefixes = [f"/api/v1/{record.name}", *record.prefixes]
             if record.state is not PluginState.FAILED:
-                self._claim(record, record.prefixes[0])
+                for prefix in record.prefixes:
+                    if not self._claim(record, prefix):
+                        break  # the clash failed the plugin
             if record.state is not PluginState.PENDING:
                 continue
             persisted = self.flags.persisted(flag_name(record.name))
@@ -191,8 +198,10 @@ class Kernel:
         record.version = record.version or info.version
         record.requires = list(info.requires)
         for prefix in info.route_prefixes:
-            if not prefix.startswith("/") or prefix.endswith("/") or "{" in prefix:
+            if not valid_prefix(prefix):
                 return self._drop(record, Stage.REGISTER, f"invalid route prefix {prefix!r}")
+            if prefix in record.prefixes:  # also declared in the distribution's metadata
+                continue
             if not self._claim(record, prefix):
                 return
             record.prefixes.append(prefix)
@@ -207,7 +216,8 @@ class Kernel:
             self.flags.declared.setdefault(name, value if persisted is None else persisted)
         context = PluginContext.create(
             record.name, settings, self.settings, self.services.db if self.services else None,
-            self.flags.declared, self.services.accounts.get_user if self.services else None)
+            self.flags.declared, self.services.accounts.get_user if self.services else None,
+            self.view)
         context._on_change = lambda: self._apply_degraded(record, context)
         self.contexts[record.name] = context
 
@@ -395,9 +405,9 @@ class Kernel:
 
     async def _health(self, record: PluginRecord) -> None:
         context = self.contexts[record.name]
-        checks: dict[str, Callable[[], Any]] = {
-            "injected": lambda: self.chaos.inject(record.name, Stage.HEALTH)
-        }
+        checks: dict[str, Callable[[], Any]] = {}
+        if self.chaos.fault(record.name, Stage.HEALTH) is not None:
+            checks["injected"] = partial(self.chaos.inject, record.name, Stage.HEALTH)
         problems: list[str] = []
         declared = self.implementation("lukhas_health_checks", record.name)
         try:
@@ -405,17 +415,22 @@ class Kernel:
         except Exception as exc:
             problems.append(f"lukhas_health_checks raised {describe(exc)}")
 
-        async def run(name: str, check: Callable[[], Any]) -> str | None:
+        async def run(check: Callable[[], Any]) -> CheckResult:
+            started = time.perf_counter()
             try:
-                result, _ = await run_isolated(record.name, self.timeout_s, check)
+                result, ms = await run_isolated(record.name, self.timeout_s, check)
             except StageError as exc:
-                return f"check {name!r} failed: {exc}"
-            return f"check {name!r} failed" if result is False else None
+                return CheckResult(passed=False, ms=round((time.perf_counter() - started) * 1000, 3),
+                                   reason=str(exc))
+            return CheckResult(passed=result is not False, ms=round(ms, 3))
 
         started = asyncio.get_running_loop().time()
-        problems += [p for p in await asyncio.gather(*(run(n, c) for n, c in checks.items())) if p]
+        results = dict(zip(checks, await asyncio.gather(*map(run, checks.values())), strict=True))
         elapsed_ms = (asyncio.get_running_loop().time() - started) * 1000
+        problems += [f"check {name!r} failed" + (f": {result.reason}" if result.reason else "")
+                     for name, result in results.items() if not result.passed]
         record.startup_ms.setdefault(Stage.HEALTH.value, round(elapsed_ms, 3))
+        record.health_checks = results
         record.health_problem = "; ".join(problems) or None
         self._apply_degraded(record, context)
 
@@ -482,6 +497,26 @@ class Kernel:
         return self.flag_values()
 
     # -- request time ------------------------------------------------------
+
+    def declarations(self, hook: str) -> dict[str, list[Any]]:
+        """Call a sync hook that returns a list (e.g. `lukhas_metrics`) on every
+        serving plugin; non-empty results by plugin.
+
+        A plugin whose hook raises or returns something else is logged and
+        left out; the others' lists are kept.
+        """
+        results: dict[str, list[Any]] = {}
+        for name, record in self.records.items():
+            if not record.state.serving:
+                continue
+            try:
+                items = self._hook_list(hook, name, self.contexts[name], object)
+            except (TypeError, StageError) as exc:
+                log.warning("plugin.hook_failed", plugin=name, hook=hook, reason=str(exc))
+                continue
+            if items:
+                results[name] = items
+        return results
 
     async def call_each(self, hook: str, **kwargs: Any) -> dict[str, Any]:
         """Call `hook` on every serving plugin, concurrently and isolated.

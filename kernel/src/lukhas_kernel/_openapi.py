@@ -72,8 +72,10 @@ def openapi_document(mounted: list[tuple[str | None, Route]], version: str) -> d
             operation["responses"]["422"] = _problem("validation failed")
         success: dict[str, Any] = {"description": route.summary or "success"}
         if route.response is not None:
-            success["content"] = {"application/json": {
+            success["content"] = {route.media_type: {
                 "schema": refs[(route.response, "serialization")]}}
+        elif route.media_type != "application/json":
+            success["content"] = {route.media_type: {"schema": {"type": "string"}}}
         operation["responses"][str(route.status)] = success
         if needs_token(route.path):
             operation["security"] = [{"bearer": []}]

@@ -38,6 +38,14 @@ class Stage(enum.StrEnum):
     REQUEST = "request"
 
 
+class CheckResult(BaseModel):
+    """The last run of one health check: passed or not, how long it took, why not."""
+
+    passed: bool
+    ms: float
+    reason: str | None = None
+
+
 @dataclass
 class PluginRecord:
     """One discovered plugin. `reason` is set whenever state is not active."""
@@ -57,6 +65,8 @@ class PluginRecord:
     # True once setup returned, so teardown is owed even if a later stage fails.
     set_up: bool = False
     health_problem: str | None = None
+    # The last run of each named health check.
+    health_checks: dict[str, CheckResult] = field(default_factory=dict)
     # While disabled at run time: the state, stage and reason to return to.
     paused: tuple[PluginState, Stage | None, str | None] | None = None
 
@@ -83,6 +93,7 @@ class PluginView(BaseModel):
     startup_ms: float
     stages_ms: dict[str, float]
     routes: list[str]
+    health_checks: dict[str, CheckResult]
 
     @classmethod
     def of(cls, record: PluginRecord) -> PluginView:
@@ -97,6 +108,7 @@ class PluginView(BaseModel):
             startup_ms=record.total_startup_ms,
             stages_ms=record.startup_ms,
             routes=record.routes,
+            health_checks=record.health_checks,
         )
 
 

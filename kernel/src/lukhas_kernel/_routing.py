@@ -51,6 +51,9 @@ class Route:
     role: str = "user"
     # Per-caller limit in the `limits` notation, e.g. "50/minute".
     rate_limit: str | None = None
+    # What a successful answer carries; a route without a `response` model
+    # that answers e.g. "text/html" says so here for the OpenAPI document.
+    media_type: str = "application/json"
 
     @property
     def operation(self) -> str:
