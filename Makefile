@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PLUGIN_DIRS := $(wildcard plugins/*/pyproject.toml)
 EDITABLES := -e ./kernel $(foreach p,$(PLUGIN_DIRS),-e ./$(dir $(p)))
 
-.PHONY: install install-dev run test bench lint clean
+.PHONY: install install-dev test-tools run test bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ install-dev: .make-dev.stamp
 run: install
 	$(BIN)/lukhas serve
 
-test: install-dev
+# The observability tests check /metrics with promtool (Debian's prometheus
+# package) and /status in headless Chromium; installed when missing (needs root).
+test-tools:
+	@command -v promtool >/dev/null && command -v chromium >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	   apt-get install -y -qq --no-install-recommends prometheus chromium)
+
+test: install-dev test-tools
 	$(BIN)/python -m pytest
 
 # wrk (Debian's package) drives the throughput benchmark; installed when missing (needs root).

@@ -1,0 +1,1 @@
+"""Lukhas observability: Prometheus metrics, request logs and a status page."""

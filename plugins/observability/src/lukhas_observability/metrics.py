@@ -1,0 +1,161 @@
+"""The host's Prometheus metrics: HTTP requests, kernel facts, and one scrape of it all.
+
+Invariants:
+- every label value is drawn from a bounded set: route templates (never raw
+  paths), a fixed list of methods, status classes and plugin names;
+- a scrape is built on the event loop from snapshots, then encoded in a
+  worker thread; nothing it reads there is changed by the loop except
+  thread-safe metric values and whole-object replacements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+import structlog
+from lukhas_kernel import PluginState, PluginView
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["BUCKETS", "HttpMetrics", "Scrape", "Totals", "plugin_families"]
+
+log = structlog.get_logger("lukhas.observability")
+
+#: Latency buckets (seconds): fine below 100 ms, where a healthy host answers.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LABELS = ("route", "method", "status", "plugin")
+_STATES = [state for state in PluginState if state is not PluginState.PENDING]
+
+
+class Totals(NamedTuple):
+    """One owner's requests so far: count, summed seconds, 5xx answers, and the
+    cumulative count at or below each of BUCKETS (then +Inf)."""
+
+    count: float
+    seconds: float
+    errors: float
+    buckets: tuple[float, ...]
+
+
+class HttpMetrics(Collector):
+    """Requests by route template, method, status class and owning plugin."""
+
+    def __init__(self) -> None:
+        self.requests = Counter(
+            "lukhas_http_requests", "HTTP requests answered, by route template, method, "
+            "status class and the plugin owning the route", LABELS, registry=None)
+        self.duration = Histogram(
+            "lukhas_http_request_duration_seconds", "Time to answer an HTTP request, by route "
+            "template, method, status class and the plugin owning the route",
+            LABELS, buckets=BUCKETS, registry=None)
+        self.rate_limited = Counter(
+            "lukhas_http_rate_limited_requests", "Requests refused with 429 (rate limit or quota)",
+            ("route", "method", "plugin"), registry=None)
+        # A plain int: changed only on the event loop, read whole by a scrape.
+        self.in_flight = 0
+        # Label children looked up once per label set: `labels()` is the costly part.
+        self._children: dict[tuple[str, str, str, str], tuple[Counter, Histogram]] = {}
+
+    def observe(self, route: str, method: str, status: int, plugin: str, seconds: float) -> None:
+        """Count one answered request."""
+        key = (route, method, f"{status // 100}xx", plugin)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(*key), self.duration.labels(*key))
+        children[0].inc()
+        children[1].observe(seconds)
+        if status == 429:
+            self.rate_limited.labels(route, method, plugin).inc()
+
+    def totals(self) -> dict[str, Totals]:
+        """Requests so far by owning plugin (from the histogram's own samples)."""
+        count: dict[str, float] = {}
+        seconds: dict[str, float] = {}
+        errors: dict[str, float] = {}
+        buckets: dict[str, dict[str, float]] = {}
+        for metric in self.duration.collect():
+            for sample in metric.samples:
+                plugin = sample.labels["plugin"]
+                if sample.name.endswith("_bucket"):
+                    by_bound = buckets.setdefault(plugin, {})
+                    by_bound[sample.labels["le"]] = by_bound.get(sample.labels["le"], 0.0) + sample.value
+                elif sample.name.endswith("_count"):
+                    count[plugin] = count.get(plugin, 0.0) + sample.value
+                    if sample.labels["status"] == "5xx":
+                        errors[plugin] = errors.get(plugin, 0.0) + sample.value
+                elif sample.name.endswith("_sum"):
+                    seconds[plugin] = seconds.get(plugin, 0.0) + sample.value
+        # Buckets keep the histogram's order: BUCKETS, then +Inf.
+        return {plugin: Totals(n, seconds[plugin], errors.get(plugin, 0.0), tuple(buckets[plugin].values()))
+                for plugin, n in count.items()}
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.requests.collect()
+        yield from self.duration.collect()
+        yield from self.rate_limited.collect()
+        yield GaugeMetricFamily("lukhas_http_requests_in_flight", "HTTP requests being answered now",
+                                value=self.in_flight)
+
+
+def plugin_families(plugins: Iterable[PluginView]) -> Iterator[Metric]:
+    """The kernel's facts about every discovered plugin, as metric families."""
+    info = InfoMetricFamily("lukhas_plugin", "Each discovered plugin's version and distribution",
+                            labels=["plugin"])
+    state = GaugeMetricFamily("lukhas_plugin_state", "1 for the state each plugin is in, 0 for the others",
+                              labels=["plugin", "state"])
+    startup = GaugeMetricFamily("lukhas_plugin_startup_seconds",
+                                "Time each plugin took in each start-up stage", labels=["plugin", "stage"])
+    check_seconds = GaugeMetricFamily("lukhas_plugin_health_check_duration_seconds",
+                                      "How long each health check took at its last run",
+                                      labels=["plugin", "check"])
+    check_passed = GaugeMetricFamily("lukhas_plugin_health_check_passed",
+                                     "1 if the health check passed at its last run, else 0",
+                                     labels=["plugin", "check"])
+    for plugin in plugins:
+        info.add_metric([plugin.name], {"version": plugin.version or "",
+                                        "distribution": plugin.distribution or ""})
+        for candidate in _STATES:
+            state.add_metric([plugin.name, candidate.value], float(plugin.state is candidate))
+        for stage, ms in plugin.stages_ms.items():
+            startup.add_metric([plugin.name, stage], ms / 1000)
+        for check, result in plugin.health_checks.items():
+            check_seconds.add_metric([plugin.name, check], result.ms / 1000)
+            check_passed.add_metric([plugin.name, check], float(result.passed))
+    yield from (info, state, startup, check_seconds, check_passed)
+
+
+class Scrape(Collector):
+    """What one `GET /metrics` exports: the kernel's facts about plugins, then
+    every serving plugin's own collectors (observability's among them).
+
+    A plugin whose collector raises is left out of this scrape, and a family
+    whose name was already exported is dropped, each with a warning: one
+    plugin's fault never spoils the exposition. `first` (the exporting
+    plugin) is collected before the others, so its names always win.
+    """
+
+    def __init__(self, plugins: list[PluginView], collectors: dict[str, list[Collector]], first: str) -> None:
+        self._plugins = plugins
+        self._collectors = sorted(collectors.items(), key=lambda item: item[0] != first)
+
+    def collect(self) -> Iterator[Metric]:
+        families = list(plugin_families(self._plugins))
+        seen = {family.name for family in families}
+        yield from families
+        for plugin, collectors in self._collectors:
+            try:
+                # Whole before yielding: a collector failing halfway adds nothing.
+                families = [family for collector in collectors for family in collector.collect()]
+            except Exception as exc:
+                log.warning("observability.collector_failed", plugin=plugin,
+                            reason=f"{type(exc).__name__}: {exc}"[:300])
+                continue
+            for family in families:
+                if family.name in seen:
+                    log.warning("observability.duplicate_metric", plugin=plugin, metric=family.name)
+                    continue
+                seen.add(family.name)
+                yield family

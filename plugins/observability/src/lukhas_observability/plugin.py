@@ -1,0 +1,75 @@
+"""The observability plugin's hook implementations."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from aiohttp import web
+from lukhas_kernel import PluginContext, PluginInfo, PluginSettings, Route, hookimpl
+from prometheus_client import PlatformCollector, ProcessCollector, disable_created_metrics
+from prometheus_client.registry import Collector
+
+from .metrics import HttpMetrics
+from .middleware import request_middleware
+from .models import ObservabilitySettings
+from .routes import observability_routes
+from .status import TrafficWindow
+
+
+@hookimpl
+def lukhas_plugin_info() -> PluginInfo:
+    return PluginInfo(version="0.1.0", description="Prometheus metrics, request logs and a status page",
+                      route_prefixes=("/metrics", "/status"))
+
+
+@hookimpl
+def lukhas_settings_model() -> type[PluginSettings]:
+    return ObservabilitySettings
+
+
+@hookimpl
+async def lukhas_setup(context: PluginContext) -> None:
+    settings: ObservabilitySettings = context.settings  # type: ignore[assignment]
+    # No `_created` gauge beside every counter and histogram child: the text
+    # format can only carry them as extra series, doubling the exposition.
+    disable_created_metrics()
+    http = HttpMetrics()
+    context.state.update(
+        http=http, window=TrafficWindow(settings.status_window_s),
+        collectors=[http, ProcessCollector(registry=None), PlatformCollector(registry=None)])
+
+
+@hookimpl
+def lukhas_routes(context: PluginContext) -> list[Route]:
+    return observability_routes(context)
+
+
+@hookimpl
+def lukhas_middlewares(context: PluginContext) -> list[web.Middleware]:
+    settings: ObservabilitySettings = context.settings  # type: ignore[assignment]
+    # Bound once: a lazy logger would rebuild itself on every request.
+    log = structlog.get_logger("lukhas.requests").bind()
+    return [request_middleware(context.state["http"], context.kernel,  # type: ignore[arg-type]
+                               getattr(log, settings.request_log_level))]
+
+
+@hookimpl
+async def lukhas_startup(context: PluginContext) -> None:
+    window: TrafficWindow = context.state["window"]
+    context.state["sampler"] = asyncio.create_task(window.run(context.state["http"].totals))
+
+
+@hookimpl
+async def lukhas_teardown(context: PluginContext) -> None:
+    sampler = context.state.pop("sampler", None)
+    if sampler is not None:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+
+
+@hookimpl
+def lukhas_metrics(context: PluginContext) -> list[Collector]:
+    return context.state["collectors"]

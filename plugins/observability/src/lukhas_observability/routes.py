@@ -1,0 +1,47 @@
+"""HTTP routes of the observability plugin: `/metrics` and `/status` (CONTRACT §10).
+
+Both lie outside `/api/v1`, so they need no token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import hdrs, web
+from lukhas_kernel import KernelView, PluginContext, Route
+from prometheus_client.exposition import choose_encoder
+
+from .metrics import HttpMetrics, Scrape
+from .models import ObservabilitySettings
+from .status import TrafficWindow, render
+
+
+def observability_routes(context: PluginContext) -> list[Route]:
+    settings: ObservabilitySettings = context.settings  # type: ignore[assignment]
+    kernel: KernelView = context.kernel  # type: ignore[assignment]
+
+    async def metrics(request: web.Request) -> web.Response:
+        # Hooks run here, on the loop; the thread only encodes what they returned.
+        scrape = Scrape(kernel.plugins(), kernel.collectors(), first=context.name)
+        # Text format 0.0.4 unless the scraper asks for OpenMetrics, as prometheus-client decides.
+        encoder, content_type = choose_encoder(",".join(request.headers.getall(hdrs.ACCEPT, [])))
+        body = await asyncio.get_running_loop().run_in_executor(None, encoder, scrape)
+        response = web.Response(body=body, headers={hdrs.CONTENT_TYPE: content_type})
+        response.enable_compression()  # only when the scraper accepts it
+        return response
+
+    async def status(request: web.Request) -> web.Response:
+        http: HttpMetrics = context.state["http"]
+        window: TrafficWindow = context.state["window"]
+        seconds, traffic = window.traffic(time.monotonic(), http.totals())
+        page = render(kernel.report(), kernel.plugins(), seconds, traffic, settings.status_refresh_s,
+                      kernel.ready)
+        return web.Response(text=page, content_type="text/html")
+
+    return [
+        Route("GET", "/metrics", metrics, media_type="text/plain",
+              summary="Prometheus metrics: text format, or OpenMetrics when the Accept header asks"),
+        Route("GET", "/status", status, media_type="text/html",
+              summary="Status page for a person: plugins, their states and live request figures"),
+    ]
