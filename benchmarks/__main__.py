@@ -18,7 +18,7 @@ from typing import Any
 
 from ._common import BENCH_DIR, BenchError, Figure, machine, progress, within_target
 
-MODULES = ("startup", "auth_throughput", "dreams", "vivox", "glyphs")
+MODULES = ("startup", "auth_throughput", "observability", "dreams", "vivox", "glyphs")
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 COLUMNS = ("figure", "value", "target", "reference", "ratio", "within target?")

@@ -287,18 +287,25 @@ def wrk(server: Server, duration_s: int, path: str = PATH, script: Path | None =
 def measure(lukhas: Server, bare: Server, runs: int = RUNS, path: str = PATH,
             script: Path | None = None) -> tuple[list[Load], list[Load]]:
     """A warm-up run against each, then `runs` alternating measured runs each."""
+    bare_runs, lukhas_runs = measure_all([bare, lukhas], runs, path, script)
+    return lukhas_runs, bare_runs
+
+
+def measure_all(servers: list[Server], runs: int = RUNS, path: str = PATH,
+                script: Path | None = None) -> list[list[Load]]:
+    """A warm-up run against each server, then `runs` rounds of one measured
+    run against each in turn, so that noise falls on all alike; runs by server."""
     progress(f"warm-up: wrk {WARMUP_S}s against each server")
-    wrk(bare, WARMUP_S, path, script)
-    wrk(lukhas, WARMUP_S, path, script)
-    bare_runs: list[Load] = []
-    lukhas_runs: list[Load] = []
+    for server in servers:
+        wrk(server, WARMUP_S, path, script)
+    loads: list[list[Load]] = [[] for _ in servers]
     for i in range(runs):
-        for server, loads in ((bare, bare_runs), (lukhas, lukhas_runs)):
-            loads.append(wrk(server, DURATION_S, path, script))
-            load = loads[-1]
+        for server, runs_of_server in zip(servers, loads, strict=True):
+            load = wrk(server, DURATION_S, path, script)
+            runs_of_server.append(load)
             progress(f"run {i + 1}/{runs} {server.label}: {load.rps:.0f} req/s, p50 {load.p50_ms:.2f} ms, "
                      f"p99 {load.p99_ms:.2f} ms, {load.cpu_us_per_request:.0f} µs CPU/request")
-    return lukhas_runs, bare_runs
+    return loads
 
 
 # -- the module's figures --------------------------------------------------------
