@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -258,6 +259,21 @@ async def test_request_log_level_is_configurable(lukhas_host, monkeypatch):
         client = await lukhas_host([OBS])
         await client.get("/healthz")
     assert [e["log_level"] for e in _requests(events)] == ["debug"]
+
+
+async def test_no_request_log_below_the_hosts_level_and_metrics_still_count(lukhas_host):
+    before = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    try:
+        with structlog.testing.capture_logs() as events:
+            client = await lukhas_host([OBS])
+            await client.get("/healthz")
+            samples = await scrape(client)
+    finally:
+        structlog.configure(**before)
+    assert _requests(events) == []
+    assert value(samples, "lukhas_http_requests_total", route="/healthz", method="GET", status="2xx",
+                 plugin="kernel") == 1
 
 
 async def test_bad_request_log_level_fails_only_observability(lukhas_host, monkeypatch):

@@ -26,9 +26,9 @@ KERNEL = "kernel"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def request_middleware(metrics: HttpMetrics, kernel: KernelView, log: Callable[..., Any]) -> Any:
+def request_middleware(metrics: HttpMetrics, kernel: KernelView, log: Callable[..., Any] | None) -> Any:
     """An aiohttp middleware observing each request into `metrics` and `log`
-    (a bound logger's method for the configured level)."""
+    (a bound logger's method for the configured level, None for no logs)."""
     # A resource's labels never change: resolved once, not per request.
     owners: dict[web.AbstractResource, tuple[str, str]] = {}
 
@@ -45,6 +45,8 @@ def request_middleware(metrics: HttpMetrics, kernel: KernelView, log: Callable[.
         route, plugin = labels(request)
         method = request.method if request.method in _METHODS else "other"
         metrics.observe(route, method, status, plugin, seconds)
+        if log is None:
+            return
         user = request_user(request)
         log("http.request", request_id=request_id(request), method=request.method, route=route,
             path=request.path, status=status, duration_ms=round(seconds * 1000, 3),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import structlog
 from aiohttp import web
@@ -49,10 +50,13 @@ def lukhas_routes(context: PluginContext) -> list[Route]:
 @hookimpl
 def lukhas_middlewares(context: PluginContext) -> list[web.Middleware]:
     settings: ObservabilitySettings = context.settings  # type: ignore[assignment]
-    # Bound once: a lazy logger would rebuild itself on every request.
+    # Bound once: a lazy logger would rebuild itself on every request. Below
+    # the host's log level, requests build no log fields at all.
     log = structlog.get_logger("lukhas.requests").bind()
+    level = logging.getLevelNamesMapping()[settings.request_log_level.upper()]
+    enabled = getattr(log, "is_enabled_for", lambda _: True)(level)
     return [request_middleware(context.state["http"], context.kernel,  # type: ignore[arg-type]
-                               getattr(log, settings.request_log_level))]
+                               getattr(log, settings.request_log_level) if enabled else None)]
 
 
 @hookimpl

@@ -8,7 +8,6 @@ nothing from elsewhere and reloads itself.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -112,7 +111,7 @@ border-bottom:1px solid #d8dee4;vertical-align:top}th{background:#f6f8fa}
 
 
 def _number(value: float | None, unit: str, digits: int = 1) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:,.{digits}f} {unit}".strip()
+    return "–" if value is None else f"{value:,.{digits}f} {unit}"
 
 
 def _checks(plugin: PluginView) -> str:
