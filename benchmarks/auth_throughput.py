@@ -31,6 +31,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -39,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,9 +251,7 @@ def parse_wrk(output: str) -> dict[str, Any]:
 def wrk(server: Server, duration_s: int, path: str = PATH, script: Path | None = None) -> Load:
     """One wrk run against `server`; raises BenchError if it fails or too many
     answers are not 2xx."""
-    executable = shutil.which("wrk")
-    if executable is None:
-        raise BenchError("wrk is not installed (`make bench` installs it: apt-get install wrk)")
+    executable = require_wrk()
     argv = [executable, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--latency"]
     for name, value in server.headers.items():
         argv += ["-H", f"{name}: {value}"]
@@ -284,6 +284,33 @@ def wrk(server: Server, duration_s: int, path: str = PATH, script: Path | None =
                 cpu_s / requests * 1e6)
 
 
+def require_wrk() -> str:
+    """wrk's path; BenchError when it is not installed."""
+    executable = shutil.which("wrk")
+    if executable is None:
+        raise BenchError("wrk is not installed (`make bench` installs it: apt-get install wrk)")
+    return executable
+
+
+def median_of(loads: list[Load], attribute: str) -> float:
+    """The median of one of the runs' figures, e.g. `median_of(runs, "rps")`."""
+    return median([getattr(load, attribute) for load in loads])
+
+
+@contextlib.contextmanager
+def load_test() -> Iterator[tuple[Path, list[Server]]]:
+    """A temporary directory and a list to put the servers started in it on;
+    fails at once without wrk, and stops every listed server on the way out."""
+    require_wrk()
+    with tempfile.TemporaryDirectory(prefix="lukhas-bench-") as name:
+        servers: list[Server] = []
+        try:
+            yield Path(name), servers
+        finally:
+            for server in servers:
+                stop(server.process)
+
+
 def measure(lukhas: Server, bare: Server, runs: int = RUNS, path: str = PATH,
             script: Path | None = None) -> tuple[list[Load], list[Load]]:
     """A warm-up run against each, then `runs` alternating measured runs each."""
@@ -313,35 +340,26 @@ def measure_all(servers: list[Server], runs: int = RUNS, path: str = PATH,
 
 def run() -> list[Figure]:
     """Measure throughput; see the module docstring for what exactly."""
-    if shutil.which("wrk") is None:
-        raise BenchError("wrk is not installed (`make bench` installs it: apt-get install wrk)")
-    with tempfile.TemporaryDirectory(prefix="lukhas-bench-") as name:
-        tmp = Path(name)
-        servers: list[Server] = []
-        try:
-            servers.append(lukhas := start_lukhas(tmp))
-            servers.append(bare := start_bare(tmp, lukhas.headers))
-            verify(lukhas, bare)
-            progress(f"wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION_S}s --latency, "
-                     f"{RUNS} runs each, alternating bare and lukhas")
-            lukhas_runs, bare_runs = measure(lukhas, bare)
-        finally:
-            for server in servers:
-                stop(server.process)
+    with load_test() as (tmp, servers):
+        servers.append(lukhas := start_lukhas(tmp))
+        servers.append(bare := start_bare(tmp, lukhas.headers))
+        verify(lukhas, bare)
+        progress(f"wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION_S}s --latency, "
+                 f"{RUNS} runs each, alternating bare and lukhas")
+        lukhas_runs, bare_runs = measure(lukhas, bare)
 
-    def of(loads: list[Load], attribute: str) -> float:
-        return median([getattr(load, attribute) for load in loads])
-
-    lukhas_rps, bare_rps = of(lukhas_runs, "rps"), of(bare_runs, "rps")
+    lukhas_rps, bare_rps = median_of(lukhas_runs, "rps"), median_of(bare_runs, "rps")
     return [
         Figure(f"GET {PATH} (auth), requests/s", lukhas_rps, "req/s",
                reference=bare_rps, higher_is_better=True),
         Figure("requests/s, lukhas / bare aiohttp", lukhas_rps / bare_rps, "×",
                target=TARGET_RPS_RATIO, higher_is_better=True),
-        Figure("p99 latency", of(lukhas_runs, "p99_ms"), "ms", reference=of(bare_runs, "p99_ms")),
-        Figure("p50 latency", of(lukhas_runs, "p50_ms"), "ms", reference=of(bare_runs, "p50_ms")),
-        Figure("server CPU per request", of(lukhas_runs, "cpu_us_per_request"), "µs",
-               reference=of(bare_runs, "cpu_us_per_request")),
+        Figure("p99 latency", median_of(lukhas_runs, "p99_ms"), "ms",
+               reference=median_of(bare_runs, "p99_ms")),
+        Figure("p50 latency", median_of(lukhas_runs, "p50_ms"), "ms",
+               reference=median_of(bare_runs, "p50_ms")),
+        Figure("server CPU per request", median_of(lukhas_runs, "cpu_us_per_request"), "µs",
+               reference=median_of(bare_runs, "cpu_us_per_request")),
         Figure("non-2xx answers, all measured runs", sum(load.non_2xx for load in lukhas_runs), "answers",
                target=0, reference=sum(load.non_2xx for load in bare_runs)),
     ]

@@ -26,18 +26,25 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import shutil
-import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from lukhas_dreams.engine import DreamSpec, Engines, ParallelEngine, SequentialEngine, process_pool
 
-from ._common import BenchError, Figure, median, progress, stop
-from .auth_throughput import CONNECTIONS, DURATION_S, RUNS, measure, start_bare, start_lukhas
+from ._common import BenchError, Figure, median, progress
+from .auth_throughput import (
+    CONNECTIONS,
+    DURATION_S,
+    RUNS,
+    load_test,
+    measure,
+    median_of,
+    require_wrk,
+    start_bare,
+    start_lukhas,
+)
 
 __all__ = ["run"]
 
@@ -121,41 +128,32 @@ def _seed_dreams(port: int, headers: dict[str, str]) -> None:
 
 
 def _list_throughput() -> tuple[list[Any], list[Any]]:
-    with tempfile.TemporaryDirectory(prefix="lukhas-bench-") as name:
-        tmp = Path(name)
-        servers = []
-        try:
-            servers.append(lukhas := start_lukhas(tmp, {"DREAMS_MAX_PENDING_PER_USER": "1000"}))
-            _seed_dreams(lukhas.port, lukhas.headers)
-            servers.append(bare := start_bare(tmp, lukhas.headers))
-            progress(f"{SEEDED_DREAMS} dreams seeded; wrk -c{CONNECTIONS} -d{DURATION_S}s on {LIST_PATH}, "
-                     f"{RUNS} runs each")
-            return measure(lukhas, bare, path=f"{LIST_PATH}")
-        finally:
-            for server in servers:
-                stop(server.process)
+    with load_test() as (tmp, servers):
+        servers.append(lukhas := start_lukhas(tmp, {"DREAMS_MAX_PENDING_PER_USER": "1000"}))
+        _seed_dreams(lukhas.port, lukhas.headers)
+        servers.append(bare := start_bare(tmp, lukhas.headers))
+        progress(f"{SEEDED_DREAMS} dreams seeded; wrk -c{CONNECTIONS} -d{DURATION_S}s on {LIST_PATH}, "
+                 f"{RUNS} runs each")
+        return measure(lukhas, bare, path=f"{LIST_PATH}")
 
 
 def run() -> list[Figure]:
     """Measure both; see the module docstring for exactly what."""
-    if shutil.which("wrk") is None:
-        raise BenchError("wrk is not installed (`make bench` installs it: apt-get install wrk)")
+    require_wrk()  # before the engines' part, not after it
     sequential, parallel, result = asyncio.run(_engines())
     progress(f"dream coherence {result['coherence']}, themes {result['themes'][:4]}")
     lukhas_runs, bare_runs = _list_throughput()
     seq_ms, par_ms = median(sequential), median(parallel)
 
-    def of(loads: list[Any], attribute: str) -> float:
-        return median([getattr(load, attribute) for load in loads])
-
-    lukhas_rps, bare_rps = of(lukhas_runs, "rps"), of(bare_runs, "rps")
+    lukhas_rps, bare_rps = median_of(lukhas_runs, "rps"), median_of(bare_runs, "rps")
     return [
         Figure("dream 8×8 on 64 fragments, sequential", seq_ms, "ms"),
         Figure("dream 8×8 on 64 fragments, parallel", par_ms, "ms", reference=seq_ms),
         Figure("parallel / sequential wall time", par_ms / seq_ms, "×", target=TARGET_PARALLEL_RATIO),
         Figure(f"GET {LIST_PATH} (20 items), requests/s", lukhas_rps, "req/s", reference=bare_rps,
                higher_is_better=True),
-        Figure("list p99 latency", of(lukhas_runs, "p99_ms"), "ms", reference=of(bare_runs, "p99_ms")),
+        Figure("list p99 latency", median_of(lukhas_runs, "p99_ms"), "ms",
+               reference=median_of(bare_runs, "p99_ms")),
         Figure("list non-2xx answers, all measured runs", sum(r.non_2xx for r in lukhas_runs), "answers",
                target=0, reference=sum(r.non_2xx for r in bare_runs)),
     ]

@@ -17,14 +17,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ._common import BenchError, Figure, median, progress, stop
-from .auth_throughput import measure, start_bare, start_lukhas
+from ._common import BenchError, Figure, progress
+from .auth_throughput import load_test, measure, median_of, start_bare, start_lukhas
 
 __all__ = ["run"]
 
@@ -53,37 +51,24 @@ def _token(port: int, headers: dict[str, str]) -> str:
 
 def run() -> list[Figure]:
     """Measure both; see the module docstring for exactly what."""
-    if shutil.which("wrk") is None:
-        raise BenchError("wrk is not installed (`make bench` installs it: apt-get install wrk)")
-    with tempfile.TemporaryDirectory(prefix="lukhas-bench-") as name:
-        tmp = Path(name)
-        servers = []
-        try:
-            lukhas = start_lukhas(tmp, {"GLYPHS_BIND_RATE_LIMIT": ""})
-            servers.append(lukhas)
-            servers.append(bare := start_bare(tmp, lukhas.headers))
-            token = _token(lukhas.port, lukhas.headers)
-            progress("binds")
-            binds = measure(lukhas, bare, path="/api/v1/glyphs/bind",
-                            script=_script(tmp, "bind", BIND_BODY))
-            progress("validations")
-            validations = measure(lukhas, bare, path="/api/v1/glyphs/validate",
-                                  script=_script(tmp, "validate", {"token": token}))
-        finally:
-            for server in servers:
-                stop(server.process)
-
-    def of(loads: list[Any], attribute: str) -> float:
-        return median([getattr(load, attribute) for load in loads])
+    with load_test() as (tmp, servers):
+        servers.append(lukhas := start_lukhas(tmp, {"GLYPHS_BIND_RATE_LIMIT": ""}))
+        servers.append(bare := start_bare(tmp, lukhas.headers))
+        token = _token(lukhas.port, lukhas.headers)
+        progress("binds")
+        binds = measure(lukhas, bare, path="/api/v1/glyphs/bind", script=_script(tmp, "bind", BIND_BODY))
+        progress("validations")
+        validations = measure(lukhas, bare, path="/api/v1/glyphs/validate",
+                              script=_script(tmp, "validate", {"token": token}))
 
     figures = []
     for label, (lukhas_runs, bare_runs), target in (("binds", binds, TARGET_BINDS),
                                                     ("validations", validations, TARGET_VALIDATIONS)):
         figures += [
-            Figure(f"{label}/s", of(lukhas_runs, "rps"), "req/s", target=target,
-                   reference=of(bare_runs, "rps"), higher_is_better=True),
-            Figure(f"{label} p99 latency", of(lukhas_runs, "p99_ms"), "ms",
-                   reference=of(bare_runs, "p99_ms")),
+            Figure(f"{label}/s", median_of(lukhas_runs, "rps"), "req/s", target=target,
+                   reference=median_of(bare_runs, "rps"), higher_is_better=True),
+            Figure(f"{label} p99 latency", median_of(lukhas_runs, "p99_ms"), "ms",
+                   reference=median_of(bare_runs, "p99_ms")),
             Figure(f"{label} non-2xx answers, all measured runs", sum(r.non_2xx for r in lukhas_runs),
                    "answers", target=0, reference=sum(r.non_2xx for r in bare_runs)),
         ]

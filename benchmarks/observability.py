@@ -21,13 +21,10 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
-from ._common import BenchError, Figure, http_get, median, progress, stop
-from .auth_throughput import PATH, Load, measure_all, start_bare, start_lukhas, verify
+from ._common import BenchError, Figure, http_get, median, progress
+from .auth_throughput import PATH, load_test, measure_all, median_of, start_bare, start_lukhas, verify
 
 __all__ = ["run"]
 
@@ -50,41 +47,31 @@ def _scrape(port: int) -> tuple[float, int]:
 
 def run() -> list[Figure]:
     """Measure; see the module docstring for exactly what."""
-    if shutil.which("wrk") is None:
-        raise BenchError("wrk is not installed (`make bench` installs it: apt-get install wrk)")
-    with tempfile.TemporaryDirectory(prefix="lukhas-bench-") as name:
-        tmp = Path(name)
-        servers = []
-        try:
-            for label, settings in (("without", {"OBSERVABILITY_ENABLED": "false"}),
-                                    ("with", {}),
-                                    ("with logs", {"OBSERVABILITY_REQUEST_LOG_LEVEL": "warning"})):
-                server = start_lukhas(tmp / label.replace(" ", "-"), settings)
-                server.label = f"lukhas {label} observability"
-                servers.append(server)
-            without, with_metrics, with_logs = servers
-            servers.append(bare := start_bare(tmp, without.headers))
-            for server in (without, with_metrics, with_logs):
-                verify(server, bare)
-            status, _ = http_get(without.port, "/metrics")
-            if status != 403:
-                raise BenchError(f"observability disabled, GET /metrics answered {status}, not 403")
-            runs = measure_all([bare, without, with_metrics, with_logs])
-            scrape_ms, scrape_bytes = _scrape(with_metrics.port)
-            logged = (with_logs.workdir / "stderr.log").read_text(errors="replace").count('"http.request"')
-            progress(f"with logs: {logged} request log lines written")
-            if logged == 0:
-                raise BenchError("the host with request logs wrote no http.request event")
-        finally:
-            for server in servers:
-                stop(server.process)
-
-    def of(loads: list[Load], attribute: str) -> float:
-        return median([getattr(load, attribute) for load in loads])
+    with load_test() as (tmp, servers):
+        for label, settings in (("without", {"OBSERVABILITY_ENABLED": "false"}),
+                                ("with", {}),
+                                ("with logs", {"OBSERVABILITY_REQUEST_LOG_LEVEL": "warning"})):
+            server = start_lukhas(tmp / label.replace(" ", "-"), settings)
+            server.label = f"lukhas {label} observability"
+            servers.append(server)
+        without, with_metrics, with_logs = servers
+        servers.append(bare := start_bare(tmp, without.headers))
+        for server in (without, with_metrics, with_logs):
+            verify(server, bare)
+        status, _ = http_get(without.port, "/metrics")
+        if status != 403:
+            raise BenchError(f"observability disabled, GET /metrics answered {status}, not 403")
+        runs = measure_all([bare, without, with_metrics, with_logs])
+        scrape_ms, scrape_bytes = _scrape(with_metrics.port)
+        logged = (with_logs.workdir / "stderr.log").read_text(errors="replace").count('"http.request"')
+        progress(f"with logs: {logged} request log lines written")
+        if logged == 0:
+            raise BenchError("the host with request logs wrote no http.request event")
 
     bare_runs, without_runs, with_runs, logs_runs = runs
-    without_rps, with_rps = of(without_runs, "rps"), of(with_runs, "rps")
-    without_cpu, with_cpu = of(without_runs, "cpu_us_per_request"), of(with_runs, "cpu_us_per_request")
+    without_rps, with_rps = median_of(without_runs, "rps"), median_of(with_runs, "rps")
+    without_cpu = median_of(without_runs, "cpu_us_per_request")
+    with_cpu = median_of(with_runs, "cpu_us_per_request")
     return [
         Figure(f"GET {PATH} (auth) with observability, requests/s", with_rps, "req/s",
                reference=without_rps, higher_is_better=True),
@@ -92,12 +79,12 @@ def run() -> list[Figure]:
                target=TARGET_RATIO, higher_is_better=True),
         Figure("server CPU per request, with observability", with_cpu, "µs", reference=without_cpu),
         Figure("metrics middleware, CPU per request", with_cpu - without_cpu, "µs"),
-        Figure("p99 latency, with observability", of(with_runs, "p99_ms"), "ms",
-               reference=of(without_runs, "p99_ms")),
-        Figure("with observability and request logs, requests/s", of(logs_runs, "rps"), "req/s",
+        Figure("p99 latency, with observability", median_of(with_runs, "p99_ms"), "ms",
+               reference=median_of(without_runs, "p99_ms")),
+        Figure("with observability and request logs, requests/s", median_of(logs_runs, "rps"), "req/s",
                reference=without_rps, higher_is_better=True),
         Figure("without observability, requests/s", without_rps, "req/s",
-               reference=of(bare_runs, "rps"), higher_is_better=True),
+               reference=median_of(bare_runs, "rps"), higher_is_better=True),
         Figure("GET /metrics after the load, median", scrape_ms, "ms"),
         Figure("GET /metrics size", scrape_bytes / 1000, "kB"),
         Figure("non-2xx answers, all measured runs", sum(load.non_2xx for load in with_runs + logs_runs),

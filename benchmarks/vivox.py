@@ -23,10 +23,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -34,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import BenchError, Figure, median, percentile, progress, stop
-from .auth_throughput import measure, start_bare, start_lukhas
+from .auth_throughput import load_test, measure, median_of, start_bare, start_lukhas
 
 __all__ = ["run"]
 
@@ -82,38 +80,27 @@ def _add_user(data_dir: Path) -> str:
 
 def run() -> list[Figure]:
     """Measure; see the module docstring for exactly what."""
-    if shutil.which("wrk") is None:
-        raise BenchError("wrk is not installed (`make bench` installs it: apt-get install wrk)")
-    with tempfile.TemporaryDirectory(prefix="lukhas-bench-") as name:
-        tmp = Path(name)
-        servers = []
-        try:
-            uncached = start_lukhas(tmp, {"VIVOX_CACHE_TTL_S": "0"})
-            servers.append(uncached)
-            data_dir = tmp / "lukhas-1" / "data"
-            user_id = _add_user(data_dir)
-            updates = [_timed_ms(uncached.port, uncached.headers, "/api/v1/drift/update", batch)
-                       for batch in _batches(user_id)]
-            progress(f"{BATCHES * BATCH} interactions posted: update median {median(updates):.1f} ms, "
-                     f"p95 {percentile(updates, 95):.1f} ms")
-            path = f"/api/v1/drift/{user_id}"
-            reads = [_timed_ms(uncached.port, uncached.headers, path) for _ in range(UNCACHED_READS)]
-            progress(f"uncached GET: p50 {median(reads):.1f} ms, p95 {percentile(reads, 95):.1f} ms")
-            stop(uncached.process)
-            servers.remove(uncached)
+    with load_test() as (tmp, servers):
+        uncached = start_lukhas(tmp, {"VIVOX_CACHE_TTL_S": "0"})
+        servers.append(uncached)
+        data_dir = tmp / "lukhas-1" / "data"
+        user_id = _add_user(data_dir)
+        updates = [_timed_ms(uncached.port, uncached.headers, "/api/v1/drift/update", batch)
+                   for batch in _batches(user_id)]
+        progress(f"{BATCHES * BATCH} interactions posted: update median {median(updates):.1f} ms, "
+                 f"p95 {percentile(updates, 95):.1f} ms")
+        path = f"/api/v1/drift/{user_id}"
+        reads = [_timed_ms(uncached.port, uncached.headers, path) for _ in range(UNCACHED_READS)]
+        progress(f"uncached GET: p50 {median(reads):.1f} ms, p95 {percentile(reads, 95):.1f} ms")
+        stop(uncached.process)
+        servers.remove(uncached)
 
-            cached = start_lukhas(tmp / "cached", {"LUKHAS_DATA_DIR": str(data_dir),
-                                                   "VIVOX_READ_RATE_LIMIT": ""},
-                                  headers=uncached.headers)  # the same database and admin
-            servers.append(cached)
-            servers.append(bare := start_bare(tmp, cached.headers))
-            lukhas_runs, bare_runs = measure(cached, bare, path=path)
-        finally:
-            for server in servers:
-                stop(server.process)
-
-    def of(loads: list[Any], attribute: str) -> float:
-        return median([getattr(load, attribute) for load in loads])
+        cached = start_lukhas(tmp / "cached", {"LUKHAS_DATA_DIR": str(data_dir),
+                                               "VIVOX_READ_RATE_LIMIT": ""},
+                              headers=uncached.headers)  # the same database and admin
+        servers.append(cached)
+        servers.append(bare := start_bare(tmp, cached.headers))
+        lukhas_runs, bare_runs = measure(cached, bare, path=path)
 
     return [
         Figure("uncached GET drift (100,000 interactions), p95", percentile(reads, 95), "ms",
@@ -122,10 +109,10 @@ def run() -> list[Figure]:
         Figure("POST update of 1,000 interactions, median", median(updates), "ms",
                target=TARGET_UPDATE_MS),
         Figure("POST update of 1,000 interactions, p95", percentile(updates, 95), "ms"),
-        Figure("cached GET drift, requests/s", of(lukhas_runs, "rps"), "req/s",
-               reference=of(bare_runs, "rps"), higher_is_better=True),
-        Figure("cached GET drift, p99 latency", of(lukhas_runs, "p99_ms"), "ms",
-               reference=of(bare_runs, "p99_ms")),
+        Figure("cached GET drift, requests/s", median_of(lukhas_runs, "rps"), "req/s",
+               reference=median_of(bare_runs, "rps"), higher_is_better=True),
+        Figure("cached GET drift, p99 latency", median_of(lukhas_runs, "p99_ms"), "ms",
+               reference=median_of(bare_runs, "p99_ms")),
         Figure("cached GET non-2xx answers, all measured runs", sum(r.non_2xx for r in lukhas_runs),
                "answers", target=0, reference=sum(r.non_2xx for r in bare_runs)),
     ]

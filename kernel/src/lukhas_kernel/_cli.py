@@ -148,7 +148,7 @@ def doctor() -> None:
     async def run() -> tuple[StartupReport, list[PluginView], list[str]]:
         kernel = await load_kernel(settings, config, first_admin=False)
         report = await kernel.start()
-        views = [PluginView.of(r) for r in kernel.records.values()]
+        views = kernel.view.plugins()
         missing = kernel.missing_required()
         await kernel.close()
         return report, views, missing

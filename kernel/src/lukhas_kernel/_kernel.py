@@ -418,11 +418,12 @@ class Kernel:
         async def run(check: Callable[[], Any]) -> CheckResult:
             started = time.perf_counter()
             try:
-                result, ms = await run_isolated(record.name, self.timeout_s, check)
+                result, _ = await run_isolated(record.name, self.timeout_s, check)
+                passed, reason = result is not False, None
             except StageError as exc:
-                return CheckResult(passed=False, ms=round((time.perf_counter() - started) * 1000, 3),
-                                   reason=str(exc))
-            return CheckResult(passed=result is not False, ms=round(ms, 3))
+                passed, reason = False, str(exc)
+            return CheckResult(passed=passed, ms=round((time.perf_counter() - started) * 1000, 3),
+                               reason=reason)
 
         started = asyncio.get_running_loop().time()
         results = dict(zip(checks, await asyncio.gather(*map(run, checks.values())), strict=True))

@@ -84,7 +84,7 @@ def kernel_routes(kernel: Kernel) -> list[Route]:
                             content_type="application/json")
 
     async def plugins(request: web.Request) -> PluginList:
-        items = [PluginView.of(r) for r in kernel.records.values()]
+        items = kernel.view.plugins()
         return PluginList(status=kernel.report().status,
                           items=items, count=len(items))
 
