@@ -7,6 +7,8 @@ import structlog
 from conftest import plugin_states, problem
 from lukhas_kernel._chaos import ChaosPlan
 
+pytestmark = pytest.mark.chaos
+
 PLUGINS = ["sample_plugins.healthy", "sample_plugins.fallback"]
 FAST = {"plugin_timeout_s": 0.3, "request_timeout_s": 0.3}
 

@@ -116,6 +116,7 @@ class _NoPool:
         raise OSError("no processes may be started here")
 
 
+@pytest.mark.chaos
 async def test_pool_that_cannot_start_falls_back_then_recovers(lukhas_host, monkeypatch):
     no_pool = _NoPool()
     monkeypatch.setattr(engine, "process_pool", no_pool)
@@ -139,6 +140,7 @@ async def test_pool_that_cannot_start_falls_back_then_recovers(lukhas_host, monk
     assert job["mode"] == "parallel" and job["result"]["coherence"] >= 0
 
 
+@pytest.mark.chaos
 async def test_pool_whose_workers_die_falls_back_mid_job(lukhas_host):
     client = await lukhas_host([DREAMS])
     await set_parallel(client, True)

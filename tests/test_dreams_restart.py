@@ -15,7 +15,7 @@ import pytest
 from dream_inputs import LONG
 from test_accounts_cli import add_user, get, serving
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 ENV = {"DREAMS_MAX_RUNNING": "1"}
 

@@ -15,7 +15,7 @@ import pytest
 from test_accounts_cli import add_user, data_dir, get, serving
 from test_glyphs import BIND, audit_verify
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 # Warnings only: the host's output goes to a pipe this test reads only at the end.
 ENV = {"GLYPHS_BIND_RATE_LIMIT": "100000/minute", "LUKHAS_LOG_LEVEL": "warning"}

@@ -6,6 +6,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
 from conftest import plugin_states, problem
 from lukhas_kernel._storage import Database, default_url
 from lukhas_kernel.testing import KERNEL_KEY
@@ -74,6 +75,7 @@ async def test_without_auto_migrate_an_outdated_plugin_fails(lukhas_host, tmp_pa
                               "the code needs notes_0002: run `lukhas db upgrade`")
 
 
+@pytest.mark.chaos
 async def test_database_unavailable_while_serving_is_503_then_recovers(lukhas_host, tmp_path):
     """Another process holds SQLite's write lock past the busy timeout, then lets go."""
     client = await lukhas_host(["sample_plugins.notes"], data_dir=tmp_path / "d", db_busy_timeout_ms=50)

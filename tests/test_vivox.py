@@ -350,6 +350,7 @@ async def test_profile_includes_drift_only_when_asked(lukhas_host):
     assert plain["drift_metrics"] is None
 
 
+@pytest.mark.chaos
 @pytest.mark.parametrize("how", ["disabled", "failed", "raises"])
 async def test_profile_without_working_vivox_is_null_and_200(lukhas_host, monkeypatch, how):
     if how == "disabled":

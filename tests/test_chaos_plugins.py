@@ -1,0 +1,233 @@
+"""Partial start-up with the first-party plugins: every fault stage × mode × plugin.
+
+Each case starts the real host with every installed plugin, one of them
+faulted through `LUKHAS_CHAOS`, and `LUKHAS_REQUIRED_PLUGINS` naming all four.
+The faulted plugin reports the stage and reason and answers `503` (or keeps
+serving, degraded, for a health fault); the other three answer every request
+as if nothing happened; `/readyz` is `503` exactly when a required plugin is
+not serving. Real broken modules (tests/sample_plugins) next to the real
+plugins, and a health check that hangs while the host serves, close the set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+import pytest
+from conftest import plugin_states, problem
+
+pytestmark = pytest.mark.chaos
+
+REAL = ("dreams", "vivox", "glyphs", "observability")
+TIMEOUT_S = 0.3
+# Only plugin stages get the short limit: a request limit this short would also
+# cut off healthy plugins' answers on a loaded machine.
+FAST = {"plugin_timeout_s": TIMEOUT_S}
+BIND = {"source": "user:ada", "target": "doc:q3-report", "symbol": "LINK"}
+
+# The reason each mode leaves, by stage kind (health faults degrade, the others fail).
+STAGE_REASONS = {
+    "raise": "ChaosError: injected raise",
+    "fail": "ChaosError: injected fail",
+    "hang": f"timed out after {TIMEOUT_S}s",
+    "delay_ms=1000": f"timed out after {TIMEOUT_S}s",
+}
+HEALTH_REASONS = {
+    "raise": "health: check 'injected' failed: ChaosError: injected raise",
+    "fail": "health: check 'injected' failed",
+    "hang": f"health: check 'injected' failed: timed out after {TIMEOUT_S}s",
+    "delay_ms=1000": f"health: check 'injected' failed: timed out after {TIMEOUT_S}s",
+}
+
+
+async def serves(client: Any, plugin: str) -> None:
+    """Assert `plugin` answers a read and, where it has one, a write, normally."""
+    if plugin == "dreams":
+        assert (await client.get("/api/v1/dreams/list")).status == 200
+        created = await client.post("/api/v1/dreams/parallel", json={"fragments": ["a tide"], "seed": 1})
+        assert created.status == 202, await created.text()
+    elif plugin == "vivox":
+        assert (await client.get("/api/v1/drift/analysis")).status == 200
+    elif plugin == "glyphs":
+        assert (await client.post("/api/v1/glyphs/bind", json=BIND)).status == 201
+        assert (await client.get("/api/v1/glyphs/bindings/list")).status == 200
+    else:
+        response = await client.get("/metrics")
+        assert response.status == 200
+        assert "lukhas_plugin_state" in await response.text()
+
+
+async def refuses(client: Any, plugin: str, reason: str) -> None:
+    """Assert every route of failed `plugin` answers 503 naming the reason."""
+    paths = {"dreams": ["/api/v1/dreams/list"], "vivox": ["/api/v1/drift/analysis"],
+             "glyphs": ["/api/v1/glyphs/bindings/list"], "observability": ["/metrics", "/status"]}
+    for path in paths[plugin]:
+        assert reason in (await problem(await client.get(path), 503))["detail"]
+
+
+def others(plugin: str) -> list[str]:
+    return [name for name in REAL if name != plugin]
+
+
+@pytest.mark.parametrize("mode", list(STAGE_REASONS))
+@pytest.mark.parametrize("stage", ["import", "setup", "startup"])
+@pytest.mark.parametrize("plugin", REAL)
+async def test_stage_fault_fails_only_that_plugin(lukhas_host, plugin, stage, mode):
+    client = await lukhas_host(installed=True, chaos=f"{plugin}:{stage}:{mode}",
+                               required_plugins=",".join(REAL), **FAST)
+    reason = f"{stage}: {STAGE_REASONS[mode]}"
+    states = await plugin_states(client)
+    assert (states[plugin]["state"], states[plugin]["reason"]) == ("failed", reason)
+    assert {name: states[name]["state"] for name in others(plugin)} == dict.fromkeys(others(plugin), "active")
+    await refuses(client, plugin, reason)
+    for name in others(plugin):
+        await serves(client, name)
+
+    ready = await client.get("/readyz")
+    assert ready.status == 503
+    assert (await ready.json())["missing"] == [plugin]
+    report = await (await client.get("/api/v1/plugins")).json()
+    assert report["status"] == "partial"
+
+
+@pytest.mark.parametrize("mode", list(HEALTH_REASONS))
+@pytest.mark.parametrize("plugin", REAL)
+async def test_health_fault_degrades_and_keeps_serving(lukhas_host, plugin, mode):
+    client = await lukhas_host(installed=True, chaos=f"{plugin}:health:{mode}",
+                               required_plugins=",".join(REAL), **FAST)
+    states = await plugin_states(client)
+    assert (states[plugin]["state"], states[plugin]["reason"]) == ("degraded", HEALTH_REASONS[mode])
+    assert states[plugin]["health_checks"]["injected"]["passed"] is False
+    for name in REAL:
+        await serves(client, name)
+    assert (await client.get("/readyz")).status == 200  # degraded still serves
+
+
+@pytest.mark.parametrize(("mode", "status"), [("raise", 500), ("fail", 500), ("hang", 503)])
+@pytest.mark.parametrize("plugin", ["dreams", "vivox", "glyphs"])
+async def test_request_fault_hits_only_that_plugins_routes(lukhas_host, plugin, mode, status):
+    client = await lukhas_host(installed=True, chaos=f"{plugin}:request:{mode}",
+                               required_plugins=",".join(REAL), request_timeout_s=1, **FAST)
+    path = {"dreams": "/api/v1/dreams/list", "vivox": "/api/v1/drift/analysis",
+            "glyphs": "/api/v1/glyphs/bindings/list"}[plugin]
+    await problem(await client.get(path), status)
+    for name in others(plugin):
+        await serves(client, name)
+    assert (await plugin_states(client))[plugin]["state"] == "active"
+    assert (await client.get("/readyz")).status == 200
+
+
+@pytest.mark.parametrize("plugin", REAL)
+async def test_readyz_ignores_a_failed_plugin_that_is_not_required(lukhas_host, plugin):
+    client = await lukhas_host(installed=True, chaos=f"{plugin}:setup:raise",
+                               required_plugins=",".join(others(plugin)), **FAST)
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    body = await ready.json()
+    assert body["missing"] == []
+    assert {p["name"]: p["state"] for p in body["plugins"]}[plugin] == "failed"
+
+
+async def test_several_faults_at_once_leave_the_last_plugin_serving(lukhas_host):
+    chaos = "dreams:import:hang,vivox:setup:raise,glyphs:startup:delay_ms=1000"
+    client = await lukhas_host(installed=True, chaos=chaos, required_plugins="observability", **FAST)
+    states = await plugin_states(client)
+    assert {name: states[name]["state"] for name in REAL} == {
+        "dreams": "failed", "vivox": "failed", "glyphs": "failed", "observability": "active"}
+    await serves(client, "observability")
+    assert (await client.get("/readyz")).status == 200
+    assert (await client.get("/healthz")).status == 200
+
+
+# -- real broken modules next to the real plugins -----------------------------------------
+
+BROKEN = {
+    "import_raises": ("failed", "import: "),
+    "import_hangs": ("failed", f"import: timed out after {TIMEOUT_S}s"),
+    "import_exits": ("failed", "import: "),
+    "setup_raises": ("failed", "setup: ConnectionError: database refused the connection"),
+    "setup_hangs": ("failed", f"setup: timed out after {TIMEOUT_S}s"),
+    "startup_raises": ("failed", "startup: ValueError: worker pool would not start"),
+    "needs_setup_raises": ("skipped", "setup_raises"),
+    "health_raises": ("degraded", "health: check 'database' failed: OSError: disk full"),
+    "health_hangs": ("degraded", f"health: check 'queue' failed: timed out after {TIMEOUT_S}s"),
+    "handler_raises": ("active", None),
+}
+
+
+async def test_broken_modules_beside_the_real_plugins(lukhas_host):
+    client = await lukhas_host([f"sample_plugins.{name}" for name in BROKEN], installed=True,
+                               required_plugins=",".join(REAL), **FAST)
+    states = await plugin_states(client)
+    for name, (state, reason) in BROKEN.items():
+        assert states[name]["state"] == state, (name, states[name])
+        if reason is not None:
+            assert reason in states[name]["reason"], (name, states[name]["reason"])
+    for name in REAL:
+        assert states[name]["state"] == "active", states[name]
+        await serves(client, name)
+    await problem(await client.get("/api/v1/handler_raises/broken"), 500)
+    await problem(await client.get("/api/v1/setup_raises/ping"), 503)
+    assert (await client.get("/readyz")).status == 200
+
+
+# -- a health check that hangs while the host serves --------------------------------------
+
+
+async def test_hung_health_check_does_not_hang_readyz(lukhas_host):
+    from sample_plugins import health_hangs_later as plugin
+
+    plugin.calls.update(started=0, finished=0)
+    client = await lukhas_host(["sample_plugins.health_hangs_later"], installed=True,
+                               required_plugins="health_hangs_later,dreams",
+                               plugin_timeout_s=30, health_interval_s=0.05)
+    for _ in range(200):  # the periodic check after the first one hangs
+        if plugin.calls["started"] > plugin.calls["finished"]:
+            break
+        await asyncio.sleep(0.05)
+    assert plugin.calls["started"] > plugin.calls["finished"], plugin.calls
+
+    ready = await client.get("/readyz", timeout=5)
+    assert ready.status == 200
+    assert (await client.get("/api/v1/dreams/list", timeout=5)).status == 200
+    # Answered while the check was still pending: /readyz reads states, it runs no check.
+    assert plugin.calls["started"] > plugin.calls["finished"], plugin.calls
+
+
+# -- the database goes away while the host serves -------------------------------------------
+
+
+async def test_storage_outage_is_503_for_every_plugins_writes_then_recovers(lukhas_host, tmp_path):
+    """Another process holds SQLite's write lock past the busy timeout, then lets go."""
+    from lukhas_kernel.testing import KERNEL_KEY
+
+    client = await lukhas_host(installed=True, data_dir=tmp_path / "d", db_busy_timeout_ms=50)
+    user_id = (await client.app[KERNEL_KEY].services.accounts.create_user("ada"))[0].id
+    drift = {"user_id": user_id, "interactions": [
+        {"timestamp": "2026-11-01T09:00:00Z", "valence": 0.2, "arousal": 0.4, "decision": "a"}]}
+    writes = [("/api/v1/glyphs/bind", BIND, 201),
+              ("/api/v1/dreams/parallel", {"fragments": ["a tide"], "seed": 1}, 202),
+              ("/api/v1/drift/update", drift, 200)]
+
+    blocker = sqlite3.connect(tmp_path / "d" / "lukhas.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        for path, body, _ in writes:
+            response = await client.post(path, json=body)
+            assert (await problem(response, 503))["detail"] == "storage unavailable; retry shortly"
+            assert response.headers["Retry-After"] == "1"
+        assert (await client.get("/healthz")).status == 200
+        assert (await client.get("/metrics")).status == 200
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    for path, body, status in writes:
+        response = await client.post(path, json=body)
+        assert response.status == status, await response.text()
+    # Only the writes after the outage were stored.
+    assert (await (await client.get("/api/v1/glyphs/bindings/list")).json())["count"] == 1
+    assert (await (await client.get("/api/v1/dreams/list")).json())["count"] == 1
+    assert (await (await client.get(f"/api/v1/drift/{user_id}")).json())["interactions"] == 1
