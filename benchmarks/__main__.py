@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 from ._common import BENCH_DIR, BenchError, Figure, machine, progress, within_target
 
-MODULES = ("startup", "auth_throughput", "observability", "dreams", "vivox", "glyphs")
+MODULES = ("startup", "auth_throughput", "observability", "dreams", "vivox", "routes")
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 COLUMNS = ("figure", "value", "target", "reference", "ratio", "within target?")
@@ -43,7 +44,13 @@ def _number(value: float | None, unit: str = "") -> str:
         return "–"
     if unit == "×":  # a ratio: two decimals, no space
         return f"{value:.2f}×"
-    text = f"{value:.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:.1f}"
+    if unit == "%" and not float(value).is_integer():
+        # Truncated, not rounded: a success rate short of 100 % never reads "100".
+        return f"{math.floor(value * 100) / 100:.2f} %"
+    if abs(value) >= 100 or float(value).is_integer():
+        text = f"{value:.0f}"
+    else:  # two decimals below 1 (a sub-millisecond latency), else one
+        text = f"{value:.2f}" if abs(value) < 1 else f"{value:.1f}"
     return f"{text} {unit}".strip()
 
 

@@ -167,6 +167,17 @@ def start_lukhas(tmp: Path, settings: dict[str, str] | None = None,
     return server
 
 
+def add_user(data_dir: Path, name: str) -> str:
+    """`lukhas users add NAME` on the database in `data_dir` (a host may be
+    serving it: SQLite in WAL mode); the new user's id."""
+    done = subprocess.run([sys.executable, "-m", "lukhas_kernel", "users", "add", name],
+                          env={**_environment(), "LUKHAS_DATA_DIR": str(data_dir)},
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise BenchError(f"lukhas users add {name}: {done.stderr.strip()}")
+    return done.stdout.split()[1]  # "user_id: usr_…"
+
+
 def start_bare(tmp: Path, headers: dict[str, str]) -> Server:
     """`bare_app.py`, sent the same `headers` as Lukhas (it ignores them)."""
     for attempt in (1, 2):
@@ -210,7 +221,8 @@ def verify(lukhas: Server, bare: Server) -> None:
 @dataclass(frozen=True)
 class Load:
     """One wrk run: requests/s, p50 and p99 latency (ms), the server's CPU
-    seconds per request, and how many answers were not 2xx."""
+    seconds per request, how many answers were not 2xx, and wrk's socket
+    errors (connect, read, write and timeout errors added up)."""
 
     rps: float
     p50_ms: float
@@ -218,6 +230,15 @@ class Load:
     requests: int
     non_2xx: int
     cpu_us_per_request: float
+    socket_errors: int = 0
+
+    @property
+    def success_percent(self) -> float:
+        """2xx answers out of the requests wrk counted, in %, each socket error
+        counted as one more failed request. Conservative: wrk counts a request
+        that outlives its timeout as an error and may still count its answer."""
+        attempted = self.requests + self.socket_errors
+        return 100.0 * (self.requests - self.non_2xx) / attempted
 
 
 def _ms(text: str) -> float:
@@ -248,11 +269,15 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
-def wrk(server: Server, duration_s: int, path: str = PATH, script: Path | None = None) -> Load:
-    """One wrk run against `server`; raises BenchError if it fails or too many
+def wrk(server: Server, duration_s: int, path: str = PATH, script: Path | None = None,
+        connections: int = CONNECTIONS, max_non_2xx_share: float = MAX_NON_2XX_SHARE) -> Load:
+    """One wrk run against `server` with `connections` open connections on
+    min(connections, THREADS) threads (wrk needs a connection per thread);
+    raises BenchError if it fails or more than `max_non_2xx_share` of the
     answers are not 2xx."""
     executable = require_wrk()
-    argv = [executable, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--latency"]
+    threads = min(connections, THREADS)
+    argv = [executable, f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--latency"]
     for name, value in server.headers.items():
         argv += ["-H", f"{name}: {value}"]
     if script is not None:  # e.g. a POST with a body
@@ -274,14 +299,14 @@ def wrk(server: Server, duration_s: int, path: str = PATH, script: Path | None =
     requests, non_2xx = figures["requests"], figures["non_2xx"]
     if requests == 0:
         raise BenchError(f"wrk against {server.label} completed no request:\n{done.stdout}")
-    if non_2xx > MAX_NON_2XX_SHARE * requests:
+    if non_2xx > max_non_2xx_share * requests:
         raise BenchError(f"{server.label}: {non_2xx} of {requests} answers were not 2xx"
                          f"{server.stderr_tail()}")
     if non_2xx or figures["socket_errors"]:
         progress(f"warning: {server.label}: {non_2xx} non-2xx answers, "
                  f"{figures['socket_errors']} socket errors in {requests} requests")
     return Load(figures["rps"], figures["p50_ms"], figures["p99_ms"], requests, non_2xx,
-                cpu_s / requests * 1e6)
+                cpu_s / requests * 1e6, figures["socket_errors"])
 
 
 def require_wrk() -> str:
@@ -298,10 +323,9 @@ def median_of(loads: list[Load], attribute: str) -> float:
 
 
 @contextlib.contextmanager
-def load_test() -> Iterator[tuple[Path, list[Server]]]:
+def server_dir() -> Iterator[tuple[Path, list[Server]]]:
     """A temporary directory and a list to put the servers started in it on;
-    fails at once without wrk, and stops every listed server on the way out."""
-    require_wrk()
+    stops every listed server on the way out."""
     with tempfile.TemporaryDirectory(prefix="lukhas-bench-") as name:
         servers: list[Server] = []
         try:
@@ -309,6 +333,15 @@ def load_test() -> Iterator[tuple[Path, list[Server]]]:
         finally:
             for server in servers:
                 stop(server.process)
+
+
+@contextlib.contextmanager
+def load_test() -> Iterator[tuple[Path, list[Server]]]:
+    """`server_dir()` for a load test: fails at once without wrk, before any
+    server is started."""
+    require_wrk()
+    with server_dir() as (tmp, servers):
+        yield tmp, servers
 
 
 def measure(lukhas: Server, bare: Server, runs: int = RUNS, path: str = PATH,
@@ -319,19 +352,22 @@ def measure(lukhas: Server, bare: Server, runs: int = RUNS, path: str = PATH,
 
 
 def measure_all(servers: list[Server], runs: int = RUNS, path: str = PATH,
-                script: Path | None = None) -> list[list[Load]]:
+                script: Path | None = None, *, connections: int = CONNECTIONS,
+                duration_s: int = DURATION_S, warmup_s: int = WARMUP_S,
+                max_non_2xx_share: float = MAX_NON_2XX_SHARE) -> list[list[Load]]:
     """A warm-up run against each server, then `runs` rounds of one measured
     run against each in turn, so that noise falls on all alike; runs by server."""
-    progress(f"warm-up: wrk {WARMUP_S}s against each server")
+    progress(f"warm-up: wrk -c{connections} {warmup_s}s against each server")
     for server in servers:
-        wrk(server, WARMUP_S, path, script)
+        wrk(server, warmup_s, path, script, connections, max_non_2xx_share)
     loads: list[list[Load]] = [[] for _ in servers]
     for i in range(runs):
         for server, runs_of_server in zip(servers, loads, strict=True):
-            load = wrk(server, DURATION_S, path, script)
+            load = wrk(server, duration_s, path, script, connections, max_non_2xx_share)
             runs_of_server.append(load)
-            progress(f"run {i + 1}/{runs} {server.label}: {load.rps:.0f} req/s, p50 {load.p50_ms:.2f} ms, "
-                     f"p99 {load.p99_ms:.2f} ms, {load.cpu_us_per_request:.0f} µs CPU/request")
+            progress(f"run {i + 1}/{runs} {server.label}, {connections} connections: {load.rps:.0f} req/s, "
+                     f"p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms, "
+                     f"{load.cpu_us_per_request:.0f} µs CPU/request")
     return loads
 
 

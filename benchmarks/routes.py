@@ -1,0 +1,318 @@
+"""Routes: four plugin routes at 1, 64 and 100 connections against bare aiohttp; RSS after the load.
+
+- One real `lukhas serve` on 127.0.0.1 with a fresh data dir (the SQLite
+  default) and every installed plugin on (dreams, vivox, glyphs,
+  observability: each must be active or degraded, else the run fails). The
+  per-caller rate limits are lifted by settings, since one load generator is
+  one caller and the contract's limits would answer it 429:
+  `GLYPHS_BIND_RATE_LIMIT=` and `VIVOX_READ_RATE_LIMIT=` (empty: no limit),
+  and `DREAMS_MAX_PENDING_PER_USER` raised to the dreams seeded. Every
+  request carries the first admin's token.
+- Data prepared beforehand: 25 completed tiny dreams of the admin, so that
+  `GET /api/v1/dreams/list` answers a full page (20 items and a next
+  cursor, read from SQLite); a user added with `lukhas users add` with 1,000
+  interactions, whose metrics `GET /api/v1/drift/{user_id}` answers (cached
+  after the first read, as in production); `POST /api/v1/glyphs/bind` with
+  the same small body each time (a binding and its audit entry written per
+  request); `POST /api/v1/glyphs/validate` with the token of a binding made
+  beforehand (signature checked, binding read).
+- Reference: `bare_app.py`, bare aiohttp handlers answering the same paths
+  with constant bodies of the same shape (after reading a POST's body), in
+  their own process, sent the same requests. Before measuring, each route
+  must answer both with its 2xx status and JSON.
+- Load: for each route and each of 1, 64 and 100 connections, a 1 s warm-up
+  run against each server, then one `wrk -tT -cC -d5s --latency` run
+  against each (T = min(C, 2)), bare first, from a separate process,
+  127.0.0.1 only. Targets (2-core machine, from the glyphs issue) on the
+  64-connection rows: ≥ 500 binds/s and ≥ 2,000 validations/s.
+- Success rate at 100 connections, per route: 2xx answers out of the
+  requests wrk attempted (a socket error counts as a failed request);
+  target 100 %. A run where more than half the requests fail stops the
+  module: its figures would describe error answers, not the route.
+- RSS: after the load (topped up to at least 10,000 requests on the four
+  routes if the runs sent fewer), the Lukhas process's resident set size,
+  against the bare process's after the same load. The request count is the
+  host's own (its `lukhas_http_requests_total` on the four routes, every
+  status), so it is exact, warm-ups included. Target ≤ 100 MB, stretch
+  ≤ 80 MB.
+- Per-run figures on a shared 2-core machine: wrk's 2 threads and the server
+  share the cores, so compare a figure with its bare reference from the same
+  run rather than across machines.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from ._common import BenchError, Figure, http_get, progress, rss_mb_of
+from .auth_throughput import (
+    Load,
+    Server,
+    add_user,
+    load_test,
+    measure_all,
+    start_bare,
+    start_lukhas,
+    wrk,
+)
+from .vivox import batches
+
+__all__ = ["run"]
+
+CONNECTION_COUNTS = (1, 64, 100)
+DURATION_S = 5
+WARMUP_S = 1
+# The connection count the throughput targets are stated at, and the one of the success rate.
+TARGET_CONNECTIONS = 64
+SUCCESS_CONNECTIONS = 100
+TARGET_SUCCESS_PERCENT = 100.0
+# More failed requests than this share, and a run measures error answers, not the route.
+MAX_FAILED_SHARE = 0.5
+SEEDED_DREAMS = 25
+SEED_LIMIT_S = 60.0
+RSS_AFTER_REQUESTS = 10_000
+TARGET_RSS_MB = 100.0
+STRETCH_RSS_MB = 80.0
+PLUGINS = ("dreams", "vivox", "glyphs", "observability")
+SETTINGS = {
+    "GLYPHS_BIND_RATE_LIMIT": "",
+    "VIVOX_READ_RATE_LIMIT": "",
+    "DREAMS_MAX_PENDING_PER_USER": str(SEEDED_DREAMS),
+}
+BIND_BODY = {"source": "user:bench", "target": "doc:q3-report", "symbol": "LINK"}
+# Requests/s at TARGET_CONNECTIONS, from the glyphs issue (stated for 2 cores).
+TARGET_BINDS = 500.0
+TARGET_VALIDATIONS = 2000.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One measured route: its name in the table (method and route template), the
+    path requested, the JSON body POSTed (None: a GET), the 2xx status it
+    answers, and its requests/s target at TARGET_CONNECTIONS."""
+
+    name: str
+    path: str
+    body: dict[str, Any] | None = None
+    status: int = 200
+    target_rps: float | None = None
+
+    @property
+    def method(self) -> str:
+        return "GET" if self.body is None else "POST"
+
+    @property
+    def template(self) -> str:
+        """The route template, as the host labels its metrics."""
+        return self.name.split(" ", 1)[1]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One route at one connection count: the Lukhas run and the bare one."""
+
+    endpoint: Endpoint
+    connections: int
+    lukhas: Load
+    bare: Load
+
+
+# -- preparing the data -------------------------------------------------------------
+
+
+def _call(server: Server, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """One request with `server`'s headers; the status and the parsed JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", data=data, method=method,
+                                     headers={**server.headers, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:  # a 4xx or 5xx still has a status and a body
+        status, raw = exc.code, exc.read()
+    except OSError as exc:
+        raise BenchError(f"{server.label}: {method} {path}: {exc}") from None
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        shown = raw[:200]
+        raise BenchError(f"{server.label}: {method} {path} answered {status}, not JSON: {shown!r}") from None
+
+
+def _expect(server: Server, method: str, path: str, status: int, body: dict[str, Any] | None = None) -> Any:
+    """`_call`, raising BenchError unless it answers `status`; the JSON answer."""
+    got, answer = _call(server, method, path, body)
+    if got != status:
+        raise BenchError(f"{server.label}: {method} {path} answered {got}, not {status}: {str(answer)[:300]}")
+    return answer
+
+
+def _check_plugins(lukhas: Server) -> None:
+    """Every plugin of PLUGINS is installed and serving (active or degraded)."""
+    states = {item["name"]: item["state"] for item in _expect(lukhas, "GET", "/api/v1/plugins", 200)["items"]}
+    off = {name: states.get(name, "not installed") for name in PLUGINS
+           if states.get(name) not in ("active", "degraded")}
+    if off:
+        raise BenchError(f"not every plugin is on: {off}")
+    progress("plugins: " + ", ".join(f"{name} {state}" for name, state in sorted(states.items())))
+
+
+def _seed_dreams(lukhas: Server) -> None:
+    """POST SEEDED_DREAMS tiny dreams, then wait until all are completed."""
+    body = {"fragments": ["a short dream of rivers"], "branches": 1, "depth": 1}
+    for _ in range(SEEDED_DREAMS):
+        _expect(lukhas, "POST", "/api/v1/dreams/parallel", 202, body)
+    deadline = time.monotonic() + SEED_LIMIT_S
+    while time.monotonic() < deadline:
+        page = _expect(lukhas, "GET", "/api/v1/dreams/list?limit=100", 200)
+        if page["count"] == SEEDED_DREAMS and all(d["status"] == "completed" for d in page["items"]):
+            return
+        time.sleep(0.1)
+    raise BenchError(f"seeded dreams not completed within {SEED_LIMIT_S:g}s")
+
+
+def _prepare(lukhas: Server) -> list[Endpoint]:
+    """The data each route needs, checked; the four routes, ready to measure."""
+    _check_plugins(lukhas)
+    _seed_dreams(lukhas)
+    page = _expect(lukhas, "GET", "/api/v1/dreams/list", 200)
+    if len(page["items"]) != 20 or page["next_cursor"] is None:
+        raise BenchError(f"the dreams page is not full: {len(page['items'])} items")
+    user_id = add_user(lukhas.workdir / "data", "subject")
+    interactions = batches(user_id, 1)[0]
+    _expect(lukhas, "POST", "/api/v1/drift/update", 200, interactions)
+    token = _expect(lukhas, "POST", "/api/v1/glyphs/bind", 201, BIND_BODY)["token"]
+    if not _expect(lukhas, "POST", "/api/v1/glyphs/validate", 200, {"token": token})["valid"]:
+        raise BenchError("the GLYPH token just made does not validate")
+    progress(f"prepared: {SEEDED_DREAMS} dreams, user {user_id} with "
+             f"{len(interactions['interactions'])} interactions, a GLYPH token")
+    return [
+        Endpoint("GET /api/v1/dreams/list", "/api/v1/dreams/list"),
+        Endpoint("GET /api/v1/drift/{user_id}", f"/api/v1/drift/{user_id}"),
+        Endpoint("POST /api/v1/glyphs/bind", "/api/v1/glyphs/bind", BIND_BODY, 201, TARGET_BINDS),
+        Endpoint("POST /api/v1/glyphs/validate", "/api/v1/glyphs/validate", {"token": token},
+                 target_rps=TARGET_VALIDATIONS),
+    ]
+
+
+def _verify(endpoints: list[Endpoint], servers: list[Server]) -> None:
+    """Each route answers each server, sent what the load will send, with its
+    2xx status and JSON (on Lukhas, bind writes one more binding)."""
+    for endpoint in endpoints:
+        for server in servers:
+            answer = _expect(server, endpoint.method, endpoint.path, endpoint.status, endpoint.body)
+            progress(f"{server.label}: {endpoint.method} {endpoint.path} → {endpoint.status}, "
+                     f"{json.dumps(answer, separators=(',', ':'))[:80]}")
+
+
+def _script(tmp: Path, endpoint: Endpoint) -> Path | None:
+    """A wrk Lua script that POSTs `endpoint`'s JSON body; None for a GET."""
+    if endpoint.body is None:
+        return None
+    path = tmp / f"{endpoint.path.rsplit('/', 1)[1]}.lua"
+    text = json.dumps(json.dumps(endpoint.body))  # a Lua string literal of the JSON body
+    path.write_text(f'wrk.method = "POST"\nwrk.body = {text}\n'
+                    'wrk.headers["Content-Type"] = "application/json"\n')
+    return path
+
+
+# -- the load and the memory -----------------------------------------------------------
+
+
+def _answered(lukhas: Server, endpoints: list[Endpoint]) -> int:
+    """Requests the host has answered on `endpoints`' routes (any status),
+    from its own `lukhas_http_requests_total` (observability)."""
+    status, body = http_get(lukhas.port, "/metrics")
+    if status != 200:
+        raise BenchError(f"GET /metrics answered {status}: {body[:200]!r}")
+    templates = {endpoint.template for endpoint in endpoints}
+    total = 0.0
+    for family in text_string_to_metric_families(body.decode()):
+        if family.name == "lukhas_http_requests":
+            total += sum(sample.value for sample in family.samples
+                         if sample.name.endswith("_total") and sample.labels["route"] in templates)
+    return int(total)
+
+
+def _load(tmp: Path, endpoints: list[Endpoint], lukhas: Server, bare: Server) -> list[Result]:
+    """Every route at every connection count, bare then Lukhas."""
+    results = []
+    for endpoint in endpoints:
+        script = _script(tmp, endpoint)
+        for connections in CONNECTION_COUNTS:
+            progress(f"{endpoint.name}, {connections} connections")
+            bare_runs, lukhas_runs = measure_all(
+                [bare, lukhas], 1, endpoint.path, script, connections=connections,
+                duration_s=DURATION_S, warmup_s=WARMUP_S, max_non_2xx_share=MAX_FAILED_SHARE)
+            results.append(Result(endpoint, connections, lukhas_runs[0], bare_runs[0]))
+    return results
+
+
+def _top_up(tmp: Path, endpoints: list[Endpoint], lukhas: Server) -> int:
+    """Load the four routes in turn until the host has answered at least
+    RSS_AFTER_REQUESTS on them; the exact count."""
+    before = -1
+    while (answered := _answered(lukhas, endpoints)) < RSS_AFTER_REQUESTS:
+        # The runs so far were answered, so a count that does not grow is not being kept.
+        if answered <= before:
+            raise BenchError(f"/metrics counts {answered} requests on the routes and not more")
+        progress(f"{answered} requests answered on the routes; topping up to {RSS_AFTER_REQUESTS}")
+        for endpoint in endpoints:
+            wrk(lukhas, 1, endpoint.path, _script(tmp, endpoint), TARGET_CONNECTIONS, MAX_FAILED_SHARE)
+        before = answered
+    return answered
+
+
+# -- the module's figures --------------------------------------------------------
+
+
+def _figures(results: list[Result]) -> list[Figure]:
+    figures = []
+    for result in results:
+        endpoint, lukhas, bare = result.endpoint, result.lukhas, result.bare
+        label = f"{endpoint.name}, {result.connections} conn."
+        target = endpoint.target_rps if result.connections == TARGET_CONNECTIONS else None
+        figures += [
+            Figure(f"{label}, requests/s", lukhas.rps, "req/s", target=target, reference=bare.rps,
+                   higher_is_better=True),
+            Figure(f"{label}, p50 latency", lukhas.p50_ms, "ms", reference=bare.p50_ms),
+            Figure(f"{label}, p99 latency", lukhas.p99_ms, "ms", reference=bare.p99_ms),
+        ]
+    for result in results:
+        if result.connections == SUCCESS_CONNECTIONS:
+            figures.append(Figure(f"{result.endpoint.name}, success rate at {SUCCESS_CONNECTIONS} conn.",
+                                  result.lukhas.success_percent, "%", target=TARGET_SUCCESS_PERCENT,
+                                  reference=result.bare.success_percent, higher_is_better=True))
+    return figures
+
+
+def run() -> list[Figure]:
+    """Measure; see the module docstring for exactly what."""
+    started = time.monotonic()
+    with load_test() as (tmp, servers):
+        servers.append(lukhas := start_lukhas(tmp, SETTINGS))
+        endpoints = _prepare(lukhas)
+        servers.append(bare := start_bare(tmp, lukhas.headers))
+        _verify(endpoints, [lukhas, bare])
+        results = _load(tmp, endpoints, lukhas, bare)
+        answered = _top_up(tmp, endpoints, lukhas)
+        rss_mb, bare_rss_mb = rss_mb_of(lukhas.process.pid), rss_mb_of(bare.process.pid)
+    progress(f"RSS after {answered} requests: lukhas {rss_mb:.1f} MB, bare {bare_rss_mb:.1f} MB; "
+             f"module took {time.monotonic() - started:.0f} s")
+
+    rss = f"RSS after ≥ {RSS_AFTER_REQUESTS:,} requests"
+    return [
+        *_figures(results),
+        Figure("requests answered on the four routes before the RSS reading", answered, "requests",
+               target=RSS_AFTER_REQUESTS, higher_is_better=True),
+        Figure(f"{rss}, every plugin on", rss_mb, "MB", target=TARGET_RSS_MB, reference=bare_rss_mb),
+        Figure(f"{rss}, stretch target", rss_mb, "MB", target=STRETCH_RSS_MB, reference=bare_rss_mb),
+    ]
