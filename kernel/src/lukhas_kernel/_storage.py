@@ -11,21 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ._sqlite_threads import WRITE, SqliteThreads, tune_sqlite
 
 __all__ = ["Database", "StorageError", "UtcDateTime", "default_url"]
 
 _ALEMBIC_ENV = Path(__file__).parent / "_alembic"
-_WRITE = "lukhas_write"  # execution option marking a `Database.begin()` connection
+T = TypeVar("T")
 
 
 class StorageError(Exception):
@@ -85,8 +87,12 @@ def default_url(data_dir: Path) -> str:
 class Database:
     """The engine plus the timeout every statement runs under.
 
-    Plugins receive it as `context.db` and use ``async with db.begin() as conn``
-    (a transaction) or ``async with db.connect() as conn`` (reads).
+    Plugins receive it as `context.db`. ``await db.read(fn)`` and
+    ``await db.write(fn)`` run a synchronous function of a `sa.Connection`:
+    a read, or a write transaction. On a SQLite file that is one hop to a
+    worker thread, the fast path for a request. ``async with db.begin() as
+    conn`` (a transaction) and ``async with db.connect() as conn`` (reads) give
+    an `AsyncConnection`, for code that awaits between statements.
     """
 
     def __init__(self, url: str, timeout_s: float, busy_timeout_ms: int = 5000) -> None:
@@ -94,7 +100,7 @@ class Database:
         self.timeout_s = timeout_s
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         # A server connection may have been dropped while pooled; a file may not.
-        # SQLite connections are reset by `_tune_sqlite`, only when needed.
+        # SQLite connections are reset by `tune_sqlite`, only when needed.
         options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite,
                                    "pool_reset_on_return": None if self.is_sqlite else "rollback"}
         if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
@@ -106,49 +112,14 @@ class Database:
         # here, in order, beats letting them race for the file lock: a loser
         # polls with SQLite's busy handler, whose sleeps grow to 100 ms, and
         # throughput under concurrent writes collapses (about 6 writes/s).
-        self._writer: contextlib.AbstractAsyncContextManager[Any] = (
-            asyncio.Lock() if self.is_sqlite else contextlib.nullcontext())
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # A file database is also opened with the stdlib driver, for `read` and
+        # `write`; `:memory:` is private to one connection, so it cannot be.
+        self._threads: SqliteThreads | None = None
         if self.is_sqlite:
-            self._tune_sqlite(busy_timeout_ms)
-
-    def _tune_sqlite(self, busy_timeout_ms: int) -> None:
-        @event.listens_for(self.engine.sync_engine, "connect")
-        def on_connect(dbapi_connection: Any, _record: Any) -> None:
-            # WAL lets readers run beside the one writer; the busy timeout makes
-            # a second writer (the CLI, another host) wait instead of failing.
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-            # The driver's own transaction handling skips DDL (a failed
-            # migration would stay half-applied); SQLAlchemy issues BEGIN itself.
-            dbapi_connection.isolation_level = None
-
-        @event.listens_for(self.engine.sync_engine.pool, "reset")
-        def on_reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
-            # A connection comes back with a transaction open only when its
-            # commit or rollback was interrupted; it must not keep the write
-            # lock. Otherwise there is nothing to roll back, and asking costs
-            # a round trip to the driver's thread on every request.
-            if state.terminate_only:
-                return
-            driver = getattr(dbapi_connection, "_connection", None)  # the aiosqlite Connection
-            if driver is None or driver.in_transaction:
-                dbapi_connection.rollback()
-
-        @event.listens_for(self.engine.sync_engine, "begin")
-        def on_begin(connection: sa.Connection) -> None:
-            # A write transaction (`begin()`) takes the write lock up front: one
-            # that reads then writes (a check, then an insert) would otherwise
-            # fail at once with "database is locked" when another writer
-            # committed meanwhile, instead of waiting under the busy timeout.
-            # Reads (`connect()`) issue no BEGIN: each statement reads its own
-            # snapshot, and a request's read costs a third of the round trips
-            # to the driver's thread.
-            if connection.get_execution_options().get(_WRITE, False):
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            tune_sqlite(self.engine.sync_engine, busy_timeout_ms)
+            if self.url.database not in (None, "", ":memory:"):
+                self._threads = SqliteThreads(self.url, busy_timeout_ms)
 
     @property
     def shown_url(self) -> str:
@@ -157,13 +128,14 @@ class Database:
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed on success, within the storage timeout."""
-        async with asyncio.timeout(self.timeout_s), self._writer, self._transaction() as connection:
+        async with asyncio.timeout(self.timeout_s), self._write_lock or contextlib.nullcontext(), \
+                self._transaction() as connection:
             yield connection
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as connection:
-            await connection.execution_options(**{_WRITE: True})
+            await connection.execution_options(**{WRITE: True})
             async with connection.begin():
                 yield connection
 
@@ -172,6 +144,49 @@ class Database:
         """A connection for reads, within the storage timeout."""
         async with asyncio.timeout(self.timeout_s), self.engine.connect() as connection:
             yield connection
+
+    async def read(self, fn: Callable[[sa.Connection], T]) -> T:
+        """`fn(connection)` for reads, within the storage timeout.
+
+        On a SQLite file it runs on a reader thread; elsewhere in a greenlet
+        on the loop, whose driver calls are awaited (`AsyncConnection.run_sync`).
+        Either way the loop is never blocked. `fn` must only use the database.
+        """
+        if self._threads is None:
+            async with self.connect() as connection:
+                return await connection.run_sync(fn)
+        async with asyncio.timeout(self.timeout_s):
+            # Past the timeout the thread finishes the read and drops the result.
+            return await asyncio.wrap_future(self._threads.read(fn))
+
+    async def write(self, fn: Callable[[sa.Connection], T]) -> T:
+        """`fn(connection)` in a write transaction, committed when it returns,
+        within the storage timeout (see `read` for where it runs).
+
+        A caller that times out gets TimeoutError (503); its transaction is
+        rolled back unless it had already reached its commit, so a write is
+        at most ambiguous when unanswered, never lost when answered.
+        """
+        if self._threads is None:
+            async with self.begin() as connection:
+                return await connection.run_sync(fn)
+        assert self._write_lock is not None  # SQLite
+        lock, loop, abandoned = self._write_lock, asyncio.get_running_loop(), threading.Event()
+        async with asyncio.timeout(self.timeout_s):
+            await lock.acquire()
+            try:
+                job = self._threads.write(fn, abandoned)
+            except BaseException:
+                lock.release()
+                raise
+            # The lock is held until the transaction has ended on its thread,
+            # even when this caller stops waiting, so writes never overlap.
+            job.add_done_callback(lambda _: _call_soon(loop, lock.release))
+            try:
+                return await asyncio.wrap_future(job)
+            except asyncio.CancelledError:
+                abandoned.set()
+                raise
 
     async def ping(self) -> None:
         async with self.connect() as connection:
@@ -226,4 +241,11 @@ class Database:
             return await connection.run_sync(run)
 
     async def dispose(self) -> None:
+        if self._threads is not None:
+            await asyncio.to_thread(self._threads.close)
         await self.engine.dispose()
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left to wait
+        loop.call_soon_threadsafe(callback)

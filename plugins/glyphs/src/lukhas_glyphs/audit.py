@@ -17,7 +17,6 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 from lukhas_kernel import Database, UtcDateTime
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import clock
 
@@ -40,6 +39,18 @@ audit = sa.Table(
 )
 
 
+# Statements built once, executed with parameters: SQLAlchemy compiles each
+# once, where building one per entry (a literal per column) costs more than
+# the database's work.
+_FIELDS = ("at", "action", "glyph_id", "actor", "details", "prev_hash", "hash")
+_HEAD = sa.select(audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
+#: The entry, inserted only if the chain still ends at its `prev_hash`.
+_APPEND_AFTER = audit.insert().from_select(
+    list(_FIELDS),
+    sa.select(*(sa.bindparam(name, type_=audit.c[name].type) for name in _FIELDS))
+    .where(_HEAD.scalar_subquery() == sa.bindparam("prev_hash", type_=audit.c.prev_hash.type)))
+
+
 def entry_hash(prev_hash: str, at: datetime, action: str, glyph_id: str | None,
                actor: str | None, details: dict[str, Any]) -> str:
     payload = json.dumps([prev_hash, at.isoformat(), action, glyph_id, actor, details],
@@ -59,34 +70,33 @@ class AuditChain:
     def __init__(self) -> None:
         self._head: str | None = None
 
-    async def record(self, conn: AsyncConnection, action: str, glyph_id: str | None,
-                     actor: str | None, details: dict[str, Any]) -> None:
-        """Append an entry inside the caller's transaction (which must be a write one)."""
+    def record(self, conn: sa.Connection, action: str, glyph_id: str | None,
+               actor: str | None, details: dict[str, Any]) -> None:
+        """Append an entry inside the caller's write transaction (`Database.write`)."""
         if conn.dialect.name == "postgresql":
             # One writer at a time extends the chain (SQLite's BEGIN IMMEDIATE already is).
-            await conn.execute(sa.text("LOCK TABLE glyphs_audit IN SHARE ROW EXCLUSIVE MODE"))
+            conn.execute(sa.text("LOCK TABLE glyphs_audit IN SHARE ROW EXCLUSIVE MODE"))
         at = clock.now()
-        if self._head is not None and await self._append(conn, self._head, at, action, glyph_id,
-                                                         actor, details, only_after=True):
+        if self._head is not None and self._append(conn, self._head, at, action, glyph_id,
+                                                   actor, details, only_after=True):
             return
-        head = await conn.scalar(sa.select(audit.c.hash).order_by(audit.c.seq.desc()).limit(1))
-        await self._append(conn, head or GENESIS, at, action, glyph_id, actor, details)
+        head = conn.scalar(_HEAD)
+        self._append(conn, head or GENESIS, at, action, glyph_id, actor, details)
 
-    async def _append(self, conn: AsyncConnection, prev: str, at: datetime, action: str,
-                      glyph_id: str | None, actor: str | None, details: dict[str, Any],
-                      only_after: bool = False) -> bool:
+    def _append(self, conn: sa.Connection, prev: str, at: datetime, action: str,
+                glyph_id: str | None, actor: str | None, details: dict[str, Any],
+                only_after: bool = False) -> bool:
         digest = entry_hash(prev, at, action, glyph_id, actor, details)
         values = {"at": at, "action": action, "glyph_id": glyph_id, "actor": actor,
                   "details": details, "prev_hash": prev, "hash": digest}
         if only_after:
-            head = sa.select(audit.c.hash).order_by(audit.c.seq.desc()).limit(1).scalar_subquery()
-            row = sa.select(*(sa.literal(v, type_=audit.c[k].type).label(k) for k, v in values.items()))
-            done = await conn.execute(audit.insert().from_select(list(values), row.where(head == prev)))
-            if done.rowcount != 1:
+            if conn.execute(_APPEND_AFTER, values).rowcount != 1:
                 return False
         else:
-            await conn.execute(audit.insert().values(values))
-        self._head = digest  # if the transaction rolls back, the next append finds out
+            conn.execute(audit.insert(), values)
+        # If the transaction rolls back, the next append finds out. Written
+        # only by the transaction's thread; appends never overlap (one writer).
+        self._head = digest
         log.info("glyphs.audit", audit=True, action=action, glyph_id=glyph_id, actor=actor, **details)
         return True
 
@@ -96,9 +106,8 @@ async def verify(db: Database, batch: int = 1000) -> AsyncIterator[tuple[int, st
     the first broken one with `(seq, what is wrong)`."""
     prev, after = GENESIS, 0
     while True:
-        async with db.connect() as conn:
-            rows = (await conn.execute(
-                audit.select().where(audit.c.seq > after).order_by(audit.c.seq).limit(batch))).all()
+        statement = audit.select().where(audit.c.seq > after).order_by(audit.c.seq).limit(batch)
+        rows = await db.read(lambda conn, statement=statement: conn.execute(statement).all())
         if not rows:
             return
         for row in rows:

@@ -59,11 +59,14 @@ class GlyphStore:
                   "target": request.target, "symbol": request.symbol, "priority": request.priority,
                   "context": request.context, "created_at": created,
                   "expires_at": created + timedelta(seconds=request.ttl_seconds), "revoked_at": None}
-        async with self.db.begin() as conn:
-            await conn.execute(bindings.insert().values(values))
-            await self.chain.record(conn, "create", values["id"], owner,
-                               {"source": request.source, "target": request.target,
-                                "symbol": request.symbol, "priority": request.priority})
+
+        def insert(conn: sa.Connection) -> None:
+            conn.execute(bindings.insert(), values)
+            self.chain.record(conn, "create", values["id"], owner,
+                              {"source": request.source, "target": request.target,
+                               "symbol": request.symbol, "priority": request.priority})
+
+        await self.db.write(insert)  # returns once committed
         return Glyph(
             glyph_id=values["id"], source=request.source, target=request.target,
             symbol=request.symbol, priority=request.priority, context=request.context,
@@ -72,8 +75,8 @@ class GlyphStore:
     async def get(self, glyph_id: str) -> tuple[str, Glyph] | None:
         row = self._rows.get(glyph_id) if self._rows is not None else None
         if row is None:
-            async with self.db.connect() as conn:
-                row = (await conn.execute(bindings.select().where(bindings.c.id == glyph_id))).first()
+            row = await self.db.read(
+                lambda conn: conn.execute(bindings.select().where(bindings.c.id == glyph_id)).first())
             if row is None:
                 return None
             if self._rows is not None:
@@ -88,32 +91,38 @@ class GlyphStore:
             statement = statement.where(bindings.c.revoked_at.is_(None),
                                         bindings.c.expires_at > clock.now())
         statement, split = paginate(statement, [bindings.c.created_at, bindings.c.id], query)
-        async with self.db.connect() as conn:
-            rows, next_cursor = split((await conn.execute(statement)).all())
-        items = [glyph_of(row) for row in rows]
-        return Page[Glyph](items=items, count=len(items), next_cursor=next_cursor)
+
+        def rows(conn: sa.Connection) -> Page[Glyph]:
+            found, next_cursor = split(conn.execute(statement).all())
+            items = [glyph_of(row) for row in found]
+            return Page[Glyph](items=items, count=len(items), next_cursor=next_cursor)
+
+        return await self.db.read(rows)
 
     async def revoke(self, glyph_id: str, actor: str) -> bool:
         """Revoke an active binding (audited); False if it was already revoked."""
-        async with self.db.begin() as conn:
-            done = await conn.execute(bindings.update().where(
+        def update(conn: sa.Connection) -> bool:
+            done = conn.execute(bindings.update().where(
                 bindings.c.id == glyph_id, bindings.c.revoked_at.is_(None)).values(
                 revoked_at=clock.now()))
             if done.rowcount == 0:
                 return False
-            await self.chain.record(conn, "delete", glyph_id, actor, {})
-        if self._rows is not None:
+            self.chain.record(conn, "delete", glyph_id, actor, {})
+            return True
+
+        revoked = await self.db.write(update)
+        if revoked and self._rows is not None:
             self._rows.pop(glyph_id, None)
-        return True
+        return revoked
 
     async def failed_validation(self, glyph_id: str | None, actor: str, reason: str) -> None:
-        async with self.db.begin() as conn:
-            await self.chain.record(conn, "validate_failed", glyph_id, actor, {"reason": reason})
+        await self.db.write(
+            lambda conn: self.chain.record(conn, "validate_failed", glyph_id, actor, {"reason": reason}))
 
     async def active_count(self) -> int:
-        async with self.db.connect() as conn:
-            return await conn.scalar(sa.select(sa.func.count()).select_from(bindings).where(
-                bindings.c.revoked_at.is_(None), bindings.c.expires_at > clock.now()))
+        return await self.db.read(lambda conn: conn.scalar(
+            sa.select(sa.func.count()).select_from(bindings).where(
+                bindings.c.revoked_at.is_(None), bindings.c.expires_at > clock.now())))
 
     async def audit_page(self, query: AuditQuery) -> Page[AuditEntry]:
         statement = audit.audit.select()
@@ -122,11 +131,13 @@ class GlyphStore:
         if query.actor is not None:
             statement = statement.where(audit.audit.c.actor == query.actor)
         statement, split = paginate(statement, [audit.audit.c.seq], query)
-        async with self.db.connect() as conn:
-            rows, next_cursor = split((await conn.execute(statement)).all())
-        items = [AuditEntry(**row._mapping) for row in rows]
-        return Page[AuditEntry](items=items, count=len(items), next_cursor=next_cursor)
+
+        def rows(conn: sa.Connection) -> Page[AuditEntry]:
+            found, next_cursor = split(conn.execute(statement).all())
+            items = [AuditEntry(**row._asdict()) for row in found]
+            return Page[AuditEntry](items=items, count=len(items), next_cursor=next_cursor)
+
+        return await self.db.read(rows)
 
     async def ping(self) -> None:
-        async with self.db.connect() as conn:
-            await conn.execute(sa.select(bindings.c.id).limit(1))
+        await self.db.read(lambda conn: conn.execute(sa.select(bindings.c.id).limit(1)).first())
