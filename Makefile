@@ -38,7 +38,8 @@ test-tools:
 test: install-dev test-tools
 	$(BIN)/python -m pytest
 
-# wrk (Debian's package) drives the throughput benchmark; installed when missing (needs root).
+# wrk (Debian's package) is the load generator of every throughput figure;
+# installed when missing (needs root).
 bench: install-dev
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m benchmarks
