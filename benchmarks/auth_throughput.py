@@ -124,12 +124,14 @@ def _environment() -> dict[str, str]:
 
 
 def start_lukhas(tmp: Path, settings: dict[str, str] | None = None,
-                 headers: dict[str, str] | None = None) -> Server:
+                 headers: dict[str, str] | None = None, migrated: bool = False) -> Server:
     """`lukhas serve` on a fresh data directory; reads the first admin's token.
 
     `settings` are added to its environment (e.g. a plugin's settings). With
     `headers` (a database that has its admin: `LUKHAS_DATA_DIR` in
-    `settings`), no token is read and those headers are sent instead.
+    `settings`), no token is read and those headers are sent instead. With
+    `migrated`, `lukhas db upgrade` brings the fresh database to head first,
+    so the host starts as on every start after the first (without Alembic).
 
     A start whose port was taken meanwhile is retried once, in a new directory
     (so that it again creates the first admin).
@@ -146,6 +148,8 @@ def start_lukhas(tmp: Path, settings: dict[str, str] | None = None,
             "LUKHAS_LOG_LEVEL": "warning",
             **(settings or {}),
         }
+        if migrated:
+            lukhas_cli(workdir / "data", "db", "upgrade")
         try:
             server = spawn("lukhas", [sys.executable, "-m", "lukhas_kernel", "serve"], env, workdir, port)
             break
@@ -167,15 +171,20 @@ def start_lukhas(tmp: Path, settings: dict[str, str] | None = None,
     return server
 
 
-def add_user(data_dir: Path, name: str) -> str:
-    """`lukhas users add NAME` on the database in `data_dir` (a host may be
-    serving it: SQLite in WAL mode); the new user's id."""
-    done = subprocess.run([sys.executable, "-m", "lukhas_kernel", "users", "add", name],
+def lukhas_cli(data_dir: Path, *args: str) -> str:
+    """`lukhas ARGS` on the database in `data_dir` (a host may be serving it:
+    SQLite in WAL mode); its stdout. BenchError unless it exits 0."""
+    done = subprocess.run([sys.executable, "-m", "lukhas_kernel", *args],
                           env={**_environment(), "LUKHAS_DATA_DIR": str(data_dir)},
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
-        raise BenchError(f"lukhas users add {name}: {done.stderr.strip()}")
-    return done.stdout.split()[1]  # "user_id: usr_…"
+        raise BenchError(f"lukhas {' '.join(args)}: {done.stderr.strip()[-300:]}")
+    return done.stdout
+
+
+def add_user(data_dir: Path, name: str) -> str:
+    """`lukhas users add NAME`; the new user's id."""
+    return lukhas_cli(data_dir, "users", "add", name).split()[1]  # "user_id: usr_…"
 
 
 def start_bare(tmp: Path, headers: dict[str, str]) -> Server:
