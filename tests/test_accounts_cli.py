@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -117,8 +118,11 @@ def serving(tmp_path: Path, env: dict[str, str] | None = None,
             if not (k.startswith("LUKHAS_") or k.endswith("_ENABLED"))}
     full.update(PYTHONPATH=str(TESTS), LUKHAS_PORT=str(port), LUKHAS_LOG_FORMAT="json",
                 LUKHAS_DATA_DIR=str(data_dir(tmp_path)), **(env or {}))
+    # The log goes to a file, not a pipe: a pipe read only at the end fills
+    # up under traffic (64 KiB), and the host then blocks writing its log.
+    log = tempfile.TemporaryFile("w+", encoding="utf-8")
     process = subprocess.Popen([sys.executable, "-m", "lukhas_kernel", "serve"], cwd=tmp_path,
-                               env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=full, stdout=subprocess.PIPE, stderr=log, text=True)
     host = Host(process, f"http://127.0.0.1:{port}")
     started, status = time.monotonic(), None
     try:
@@ -133,10 +137,13 @@ def serving(tmp_path: Path, env: dict[str, str] | None = None,
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
         try:
-            host.stdout, host.stderr = process.communicate(timeout=15)
+            host.stdout = process.communicate(timeout=15)[0]
         except subprocess.TimeoutExpired:
             process.kill()
-            host.stdout, host.stderr = process.communicate(timeout=15)
+            host.stdout = process.communicate(timeout=15)[0]
+        log.seek(0)
+        host.stderr = log.read()
+        log.close()
     assert status == 200, f"host not serving within 30 s (exit code {process.returncode}):\n{host.stderr}"
     assert expect_exit is None or process.returncode == expect_exit, host.stderr
 
