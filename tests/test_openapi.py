@@ -68,3 +68,24 @@ async def test_security_and_error_answers_are_documented(lukhas_host):
     assert "403" in document["paths"]["/api/v1/admin/flags"]["patch"]["responses"]
     assert "security" not in document["paths"]["/healthz"]["get"]
     assert document["paths"]["/api/v1/users/{user_id}"]["get"]["parameters"][1]["name"] == "include_drift"
+
+
+async def test_host_answers_around_handlers_are_documented(lukhas_host):
+    """A disabled plugin's 403, a failed requirement's 503 (with /readyz's own
+    body) and an over-long body's 413 are in the document of the operations
+    that give them."""
+    client = await lukhas_host(["sample_plugins.notes", *PLUGINS], required_plugins="setup_raises")
+    document = await (await client.get("/openapi.json")).json()
+    validate(document)
+    await client.patch("/api/v1/admin/flags", json={"HEALTHY_ENABLED": False})
+    assert (await client.get("/api/v1/healthy/greet")).status == 403
+    greet = document["paths"]["/api/v1/healthy/greet"]["get"]["responses"]
+    assert "healthy subsystem is disabled" in greet["403"]["description"]
+    assert {"503", "414"} <= set(greet)
+    assert "413" in document["paths"]["/api/v1/notes"]["post"]["responses"]
+
+    ready = await client.get("/readyz")
+    assert ready.status == 503 and (await ready.json())["missing"] == ["setup_raises"]
+    answers = document["paths"]["/readyz"]["get"]["responses"]["503"]["content"]
+    assert answers["application/json"]["schema"]["$ref"].endswith("/Readiness")
+    assert answers["application/problem+json"]["schema"]["$ref"].endswith("/Problem")

@@ -11,6 +11,7 @@ from ._accounts import User
 from ._auth import current_user, request_user
 from ._cli_common import with_database
 from ._context import HealthCheck, PluginContext, PluginInfo
+from ._fields import IsoDate, JsonInt, Rfc3339Datetime
 from ._host import request_id
 from ._kernel import PLUGIN_API_VERSION, Kernel
 from ._pagination import Page, PageQuery, paginate
@@ -34,6 +35,8 @@ __all__ = [
     "CheckResult",
     "Database",
     "HealthCheck",
+    "IsoDate",
+    "JsonInt",
     "Kernel",
     "KernelSettings",
     "KernelView",
@@ -45,6 +48,7 @@ __all__ = [
     "PluginState",
     "PluginView",
     "ProblemError",
+    "Rfc3339Datetime",
     "Route",
     "SettingsError",
     "StartupReport",

@@ -17,16 +17,21 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from ._auth import USER_KEY, authenticate, guard_for, needs_token
 from ._kernel import Kernel
 from ._kernel_routes import kernel_routes
+from ._logging import server_logger
 from ._openapi import add_docs_routes
 from ._problems import ProblemError, from_exception, problem_response
 from ._records import PluginRecord, PluginState, Stage
-from ._routing import Route, wrap_handler
+from ._routing import MAX_TARGET_BYTES, Route, wrap_handler
 
 __all__ = ["KERNEL_KEY", "build_app", "request_id"]
 
 KERNEL_KEY = web.AppKey("lukhas_kernel", Kernel)
 REQUEST_ID_KEY = web.RequestKey("lukhas_request_id", str)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# aiohttp's HTTP parser answers a longer request line itself, with a plain-text
+# 400 before any middleware runs; the headroom lets the host answer 414 as a
+# problem (with X-Request-ID) for targets up to this size.
+_PARSER_LINE_BYTES = 8 * MAX_TARGET_BYTES
 log = structlog.get_logger("lukhas.host")
 
 
@@ -95,6 +100,8 @@ def build_app(kernel: Kernel) -> web.Application:
     @web.middleware
     async def gate_and_problems(request: web.Request, handler: Any) -> web.StreamResponse:
         owner = kernel.owner_of(request.path)
+        if len(request.raw_path) > MAX_TARGET_BYTES:
+            return problem_response(414, f"the request target is longer than {MAX_TARGET_BYTES} bytes")
         try:
             # Authentication comes first: without a token nothing about a
             # route, not even its plugin's state, is revealed.
@@ -123,6 +130,7 @@ def build_app(kernel: Kernel) -> web.Application:
     app = web.Application(
         middlewares=[outermost, *plugin_middlewares, gate_and_problems],
         client_max_size=settings.max_body_bytes,
+        handler_args={"logger": server_logger(), "max_line_size": _PARSER_LINE_BYTES},
     )
     app[KERNEL_KEY] = kernel
     app.on_response_prepare.append(_stamp_request_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
 from ._auth import current_user
 from ._kernel import Kernel
@@ -57,14 +57,32 @@ class UserProfile(BaseModel):
     drift_metrics: dict[str, Any] | None = None
 
 
-class FlagMap(BaseModel):
-    """`{"FLAG_NAME": bool, ...}`; PATCH takes any subset."""
+def flag_models(names: list[str]) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The models of `{"FLAG_NAME": bool, ...}`: every flag (answers), and any
+    subset of them (PATCH bodies).
 
-    model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, StrictBool]
+    Built per host from the flags it has, so the OpenAPI document names each
+    one and an unknown name is a validation error (`422`, nothing changed).
+    Flag names need not be identifiers: each is a field's alias.
+    """
+    config = ConfigDict(extra="forbid", validate_by_alias=True, validate_by_name=False,
+                        serialize_by_alias=True)
+    whole: type[BaseModel] = create_model(
+        "FlagMap", __config__=config, __doc__="Every run-time flag of this host and its value.",
+        **{f"flag_{i}": (StrictBool, Field(alias=name)) for i, name in enumerate(names)})
+    partial: type[BaseModel] = create_model(
+        "FlagPatch", __config__=config, __doc__="Any subset of the flags, each with its new value.",
+        # A factory, not `None`, as the default: the schema then shows no
+        # (non-boolean) default, and `null` is still refused.
+        **{f"flag_{i}": (StrictBool, Field(default_factory=lambda: None, alias=name))
+           for i, name in enumerate(names)})
+    return whole, partial
 
 
 def kernel_routes(kernel: Kernel) -> list[Route]:
+    """The kernel's routes; `kernel.load()` has run, so every flag is known."""
+    flag_map, flag_patch = flag_models(list(kernel.flag_values()))
+
     async def healthz(request: web.Request) -> Alive:
         return Alive()
 
@@ -104,32 +122,26 @@ def kernel_routes(kernel: Kernel) -> list[Route]:
                 fields.update(contribution)
         return UserProfile(**{**fields, **{k: person[k] for k in ("user_id", "username", "tier")}})
 
-    async def get_flags(request: web.Request) -> FlagMap:
-        return FlagMap(**kernel.flag_values())
+    async def get_flags(request: web.Request) -> BaseModel:
+        return flag_map.model_validate(kernel.flag_values())
 
-    async def patch_flags(request: web.Request, body: FlagMap) -> FlagMap:
-        changes = dict(body.model_extra or {})
-        known = kernel.flag_values()
-        unknown = sorted(set(changes) - set(known))
-        if unknown:
-            raise ProblemError(
-                422, f"unknown flag {', '.join(unknown)}", type="urn:lukhas:problem:validation",
-                errors=[{"loc": ["body", name], "msg": "unknown flag", "type": "unknown_flag"}
-                        for name in unknown])
-        return FlagMap(**await kernel.update_flags(changes, current_user(request).id))
+    async def patch_flags(request: web.Request, body: BaseModel) -> BaseModel:
+        # Only the flags the body names: the others keep their values.
+        changes = body.model_dump(by_alias=True, exclude_unset=True)
+        return flag_map.model_validate(await kernel.update_flags(changes, current_user(request).id))
 
     return [
         Route("GET", "/healthz", healthz, response=Alive, summary="Liveness"),
         Route("GET", "/readyz", readyz, response=Readiness,
               summary="Readiness: kernel started and every required plugin serving",
-              errors={503: "not ready; the body says why"}),
+              errors={503: "not ready; the body says why"}, response_statuses=(503,)),
         Route("GET", "/api/v1/plugins", plugins, response=PluginList,
               summary="Every discovered plugin with its state and reason"),
         Route("GET", "/api/v1/users/{user_id}", profile, query=ProfileQuery, response=UserProfile,
               summary="A user's profile (self or admin), with fields plugins contribute",
               errors={404: "no such user"}),
-        Route("GET", "/api/v1/admin/flags", get_flags, response=FlagMap, role="admin",
+        Route("GET", "/api/v1/admin/flags", get_flags, response=flag_map, role="admin",
               summary="Run-time flags"),
-        Route("PATCH", "/api/v1/admin/flags", patch_flags, body=FlagMap, response=FlagMap,
+        Route("PATCH", "/api/v1/admin/flags", patch_flags, body=flag_patch, response=flag_map,
               role="admin", summary="Change run-time flags (persisted; the environment wins at start)"),
     ]

@@ -6,10 +6,11 @@ import logging
 import sys
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ._settings import KernelSettings
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "server_logger"]
 
 
 def configure_logging(settings: KernelSettings) -> None:
@@ -34,3 +35,33 @@ def configure_logging(settings: KernelSettings) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+class _ToStructlog(logging.Handler):
+    """aiohttp's own server log as structlog events, so the log stays one JSON
+    object a line.
+
+    aiohttp answers a request its HTTP parser rejects (a request line or a
+    header over 8190 bytes, a control character in a header) with a `400`
+    before any middleware runs, and logs it with a traceback. That is the
+    client's doing: one warning line with the reason, no traceback.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = structlog.get_logger("lukhas.http")
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            reason = (exc.message or "").strip().splitlines()[0:1]
+            log.warning("http.malformed_request", status=exc.code,
+                        reason=f"{type(exc).__name__}: {reason[0] if reason else ''}"[:300])
+            return
+        log.log(record.levelno, record.getMessage(), exc_info=record.exc_info)
+
+
+def server_logger() -> logging.Logger:
+    """The logger for aiohttp's request handler (`handler_args={"logger": ...}`)."""
+    logger = logging.getLogger("lukhas.http.server")
+    if not any(isinstance(handler, _ToStructlog) for handler in logger.handlers):
+        logger.addHandler(_ToStructlog())
+    logger.propagate = False  # not again through the root logger's last-resort handler
+    return logger

@@ -7,6 +7,7 @@ the models' schemas go into `components.schemas` unchanged.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -15,8 +16,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ._auth import needs_token
-from ._problems import PROBLEM_JSON, Problem
-from ._routing import Route, openapi_path, path_parameters
+from ._problems import PROBLEM_JSON, Problem, ProblemError
+from ._routing import MAX_TARGET_BYTES, Route, openapi_path, path_parameters
 
 __all__ = ["add_docs_routes", "openapi_document"]
 
@@ -64,12 +65,34 @@ def openapi_document(mounted: list[tuple[str | None, Route]], version: str) -> d
                            for name, prop in schema.get("properties", {}).items()]
         if parameters:
             operation["parameters"] = parameters
+        # Problem answers by status, each with every reason it can have: the
+        # route's own (`errors`), then what the host answers around any
+        # handler (`_host.py`, `_routing.py`): body and query validation, the
+        # token, the role, the plugin's state, storage and the time limit.
+        problems: dict[int, list[str]] = {status: [text] for status, text in route.errors.items()}
         if route.body is not None:
             operation["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": refs[(route.body, "validation")]}}}
-            operation["responses"]["400"] = _problem("malformed JSON")
+            problems.setdefault(400, []).append("malformed JSON")
+            problems.setdefault(413, []).append("the body is over LUKHAS_MAX_BODY_BYTES")
         if route.body is not None or route.query is not None:
-            operation["responses"]["422"] = _problem("validation failed")
+            problems.setdefault(422, []).append("validation failed")
+        if needs_token(route.path):
+            operation["security"] = [{"bearer": []}]
+            problems.setdefault(401, []).append("missing, malformed, unknown or revoked token")
+            if route.role == "admin":
+                problems.setdefault(403, []).append("the admin role is needed")
+        if route.rate_limit:
+            problems.setdefault(429, []).append(f"rate limited ({route.rate_limit} per caller)")
+        if plugin is not None:
+            problems.setdefault(403, []).append(f"the {plugin} subsystem is disabled")
+            problems.setdefault(503, []).append(f"the {plugin} subsystem failed or was skipped")
+        if plugin is not None or needs_token(route.path):
+            problems.setdefault(503, []).append("storage unavailable")
+        problems.setdefault(503, []).append("no answer within LUKHAS_REQUEST_TIMEOUT_S")
+        problems.setdefault(414, []).append(f"the request target is longer than {MAX_TARGET_BYTES} bytes")
+        for status, reasons in sorted(problems.items()):
+            operation["responses"][str(status)] = _problem("; or ".join(dict.fromkeys(reasons)))
         success: dict[str, Any] = {"description": route.summary or "success"}
         if route.response is not None:
             success["content"] = {route.media_type: {
@@ -77,15 +100,10 @@ def openapi_document(mounted: list[tuple[str | None, Route]], version: str) -> d
         elif route.media_type != "application/json":
             success["content"] = {route.media_type: {"schema": {"type": "string"}}}
         operation["responses"][str(route.status)] = success
-        if needs_token(route.path):
-            operation["security"] = [{"bearer": []}]
-            operation["responses"]["401"] = _problem("missing, malformed, unknown or revoked token")
-            if route.role == "admin":
-                operation["responses"]["403"] = _problem("the admin role is needed")
-        if route.rate_limit:
-            operation["responses"]["429"] = _problem(f"rate limited ({route.rate_limit} per caller)")
-        for status, description in route.errors.items():
-            operation["responses"][str(status)] = _problem(description)
+        for status in route.response_statuses:
+            # Answered with the route's own model as well as, for other reasons, a problem.
+            answer = operation["responses"].setdefault(str(status), {"description": success["description"]})
+            answer["content"] = {**success.get("content", {}), **answer.get("content", {})}
         paths.setdefault(openapi_path(route.path), {})[route.method.lower()] = operation
     tags = sorted({plugin or "kernel" for plugin, _ in mounted})
     return {
@@ -119,7 +137,17 @@ def add_docs_routes(app: web.Application, mounted: list[tuple[str | None, Route]
     async def init(request: web.Request) -> web.Response:
         return web.Response(text=_DOCS_INIT, content_type="application/javascript")
 
+    # The bundle's files by name, listed once: a request names one of them or
+    # gets a 404 problem; no path from a request ever reaches the file system.
+    assets = {path.name: path for path in Path(swagger_ui.static_path).iterdir() if path.is_file()}
+
+    async def asset(request: web.Request) -> web.FileResponse:
+        path = assets.get(request.match_info["name"])
+        if path is None:
+            raise ProblemError(404, f"no resource at {request.path}")
+        return web.FileResponse(path)
+
     app.router.add_get("/openapi.json", spec)
     app.router.add_get("/docs", docs)
     app.router.add_get("/docs/init.js", init)
-    app.router.add_static("/docs/static", swagger_ui.static_path)
+    app.router.add_get("/docs/static/{name}", asset)

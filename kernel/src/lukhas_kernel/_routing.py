@@ -19,9 +19,11 @@ from pydantic import BaseModel, ValidationError
 
 from ._problems import ProblemError, validation_problem
 
-__all__ = ["Route", "wrap_handler", "path_parameters"]
+__all__ = ["MAX_TARGET_BYTES", "Route", "path_parameters", "wrap_handler"]
 
 Handler = Callable[..., Awaitable[Any]]
+#: Longest request target (path and query) the host serves; longer is `414`.
+MAX_TARGET_BYTES = 8192
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
 
 
@@ -44,8 +46,11 @@ class Route:
     response: type[BaseModel] | None = None
     status: int = 200
     summary: str = ""
-    # Other documented answers, e.g. {404: "no such dream"}.
+    # Other documented answers, as problem+json, e.g. {404: "no such dream"}.
     errors: dict[int, str] = field(default_factory=dict)
+    # Statuses besides `status` answered with the `response` model too, e.g.
+    # /readyz's 503 while not ready (described in `errors`).
+    response_statuses: tuple[int, ...] = ()
     # Who may call it: "user" (any authenticated caller) or "admin". Every
     # route under /api/v1 needs a bearer token; routes outside it are public.
     role: str = "user"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from lukhas_kernel import PluginSettings
+from lukhas_kernel import JsonInt, PluginSettings
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_settings import SettingsConfigDict
 
@@ -38,9 +38,10 @@ class DreamRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fragments: list[Fragment] = Field(min_length=1, max_length=64)
-    branches: int = Field(4, ge=1, le=16, strict=True)
-    depth: int = Field(3, ge=1, le=8, strict=True)
-    seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1], strict=True,
+    # JsonInt: 4 and 4.0, never "4" or true (what the schema's `integer` says).
+    branches: JsonInt = Field(4, ge=1, le=16)
+    depth: JsonInt = Field(3, ge=1, le=8)
+    seed: JsonInt | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1],
                              description="same seed and input, same dream; random when null")
 
 

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from lukhas_kernel import PageQuery, PluginSettings
+from lukhas_kernel import JsonInt, PageQuery, PluginSettings
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -45,7 +45,7 @@ class BindRequest(BaseModel):
     symbol: Symbol
     priority: Priority = "NORMAL"
     context: dict[str, Any] = Field(default_factory=dict, description="a JSON object of at most 4 KiB")
-    ttl_seconds: int = Field(86_400, ge=60, le=31_536_000, strict=True)
+    ttl_seconds: JsonInt = Field(86_400, ge=60, le=31_536_000)
 
     @field_validator("context")
     @classmethod

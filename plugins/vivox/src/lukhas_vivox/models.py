@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from lukhas_kernel import PluginSettings
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from lukhas_kernel import IsoDate, PluginSettings, Rfc3339Datetime
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
 #: The window: a user's last interactions that most metrics are computed over.
@@ -28,9 +28,10 @@ class VivoxSettings(PluginSettings):
 class Interaction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    timestamp: AwareDatetime = Field(description="RFC 3339, with an offset")
-    valence: float = Field(ge=-1, le=1, allow_inf_nan=False)
-    arousal: float = Field(ge=0, le=1, allow_inf_nan=False)
+    timestamp: Rfc3339Datetime = Field(description="RFC 3339, with an offset")
+    # Strict: a number, as the schema says; not "0.5" or true.
+    valence: float = Field(ge=-1, le=1, allow_inf_nan=False, strict=True)
+    arousal: float = Field(ge=0, le=1, allow_inf_nan=False, strict=True)
     decision: str = Field(min_length=1, max_length=64)
 
 
@@ -57,7 +58,8 @@ class AnalysisQuery(BaseModel):
 
     user_id: str | None = Field(None, min_length=1, max_length=64)
     days: int = Field(30, ge=1, le=365)
-    until: date | None = Field(None, description="last day of the series (default: the latest interaction's)")
+    until: IsoDate | None = Field(
+        None, description="last day of the series, YYYY-MM-DD (default: the latest interaction's)")
 
 
 class DayDrift(BaseModel):
