@@ -143,9 +143,12 @@ async def test_several_faults_at_once_leave_the_last_plugin_serving(lukhas_host)
 
 # -- real broken modules next to the real plugins -----------------------------------------
 
+# Not `import_hangs`: its abandoned import thread finishes a minute later and
+# leaves the module imported for every later test in the process
+# (test_lifecycle covers it, and `import:hang` above covers the real plugins).
+
 BROKEN = {
     "import_raises": ("failed", "import: "),
-    "import_hangs": ("failed", f"import: timed out after {TIMEOUT_S}s"),
     "import_exits": ("failed", "import: "),
     "setup_raises": ("failed", "setup: ConnectionError: database refused the connection"),
     "setup_hangs": ("failed", f"setup: timed out after {TIMEOUT_S}s"),
