@@ -51,8 +51,8 @@ whom why will with would you your yours yourself yourselves
 
 @dataclass(frozen=True)
 class Corpus:
-    """What every branch needs, derived once per job; flat tuples, quick to pickle
-    (a job sends it to a worker process with each branch).
+    """What every branch needs, derived once per job (once per worker process by
+    the parallel engine, see `worker`); flat tuples.
 
     Terms are sorted; `cumulative` holds the running sums of `weights` for
     sampling; each term's links (co-occurring terms, strongest first) form one row.

@@ -2,8 +2,10 @@
 
 Both run the same pure function, `compute.dream_branch`, once per branch, so
 the same seed and input give the same dream whichever engine runs it. Neither
-computes on the event loop: the sequential engine runs branches one after
-another on a worker thread, the parallel one on an executor of processes.
+computes on the event loop: the sequential engine prepares the input and runs
+branches one after another on a worker thread; the parallel one sends the
+input with every branch to an executor of processes, where each worker
+prepares it once (`worker.corpus_for`).
 A job is cancelled by cancelling its task: no further branch starts and
 branches still pending on the executor are cancelled with it.
 """
@@ -13,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import uuid
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from . import compute
+from . import compute, worker
 from .models import Mode
 
 __all__ = ["DreamSpec", "Engines", "ParallelEngine", "PoolUnavailable", "SequentialEngine",
@@ -33,6 +36,10 @@ class DreamSpec:
     seed: int
 
 
+PING_WARM_S = 1.0  # how long a ping waits for a new pool's workers to have all answered
+PING_PAUSE_S = 0.05  # between its rounds: time for a starting worker to come up
+
+
 class PoolUnavailable(Exception):
     """The parallel engine's executor cannot start or has broken."""
 
@@ -42,10 +49,12 @@ def process_pool(workers: int | None) -> ProcessPoolExecutor:
 
     Worker processes are spawned, not forked: the host runs threads (the
     database driver's, the sequential engine's), and forking a threaded
-    process can copy a held lock into the child.
+    process can copy a held lock into the child. Each warms itself up
+    (`worker.start`) before its first task, so a job never pays for it.
     """
     return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1,
-                               mp_context=multiprocessing.get_context("spawn"))
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=worker.start)
 
 
 class SequentialEngine:
@@ -77,6 +86,7 @@ class ParallelEngine:
     def __init__(self, factory: Callable[[], Executor]) -> None:
         self.factory = factory
         self._executor: Executor | None = None
+        self._warm = False  # every worker of this executor has answered a ping
 
     def _get(self) -> Executor:
         if self._executor is None:
@@ -90,6 +100,7 @@ class ParallelEngine:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+            self._warm = False
 
     async def _submit_all(self, calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
         executor = self._get()
@@ -107,15 +118,43 @@ class ParallelEngine:
             for future in futures:  # cancelled or failed: nothing more starts
                 future.cancel()
 
-    async def run(self, corpus: compute.Corpus, spec: DreamSpec) -> list[dict[str, Any]]:
+    async def run(self, spec: DreamSpec) -> list[dict[str, Any]]:
+        """The branches of `spec`, in order; PoolUnavailable if the executor cannot run them.
+
+        One task per branch, not one per worker: the executor hands the next
+        branch to whichever worker is free, which balances branches of
+        unequal cost, and a cancelled job leaves only not-yet-started branches
+        to cancel. Each task carries the fragments, not the prepared corpus,
+        and a name for this run under which its workers keep what they prepared.
+        """
+        run = uuid.uuid4().hex
         return await self._submit_all(
-            [(compute.dream_branch, (corpus, spec.depth, spec.seed, branch))
+            [(worker.dream_branch, (run, spec.fragments, spec.depth, spec.seed, branch))
              for branch in range(spec.branches)])
 
     async def ping(self) -> None:
-        """A no-op on every worker (starting them): PoolUnavailable unless the pool answers."""
-        workers = getattr(self._get(), "_max_workers", 1)
-        await self._submit_all([(os.getpid, ())] * workers)
+        """A no-op on every worker (starting them): PoolUnavailable unless the pool answers.
+
+        Right after the pool starts, a worker that is up can answer every
+        no-op before a slower one has started, so more rounds go out until
+        each worker has answered once (for at most `PING_WARM_S`: a slow
+        worker is not a broken pool). Later pings send one round: behind a
+        running job's branches, more would only make the check slow.
+        """
+        executor = self._get()
+        workers = getattr(executor, "_max_workers", 1)
+        if self._warm:
+            await self._submit_all([(worker.ready, ())] * workers)
+            return
+        deadline = asyncio.get_running_loop().time() + PING_WARM_S
+        answered: set[int] = set()
+        while True:
+            answered.update(await self._submit_all([(worker.ready, ())] * workers))
+            if len(answered) >= workers or asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(PING_PAUSE_S)
+        # Not if it broke and was replaced meanwhile, nor if a worker is still starting.
+        self._warm = executor is self._executor and len(answered) >= workers
 
     @property
     def started(self) -> bool:
@@ -125,6 +164,7 @@ class ParallelEngine:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+            self._warm = False
 
 
 class Engines:
@@ -143,15 +183,16 @@ class Engines:
 
     async def run(self, spec: DreamSpec, mode: Mode) -> tuple[Mode, dict[str, Any]]:
         """Dream `spec`; returns the mode actually used and the result."""
-        corpus = await asyncio.to_thread(compute.prepare, spec.fragments)
         if mode == "parallel":
             try:
-                branches = await self.parallel.run(corpus, spec)
+                # The workers prepare the input; the host prepares it only if it falls back.
+                branches = await self.parallel.run(spec)
             except PoolUnavailable as exc:
                 self._fell_back(f"parallel engine {exc}; dreams run sequentially")
             else:
                 self._recovered()
                 return "parallel", compute.combine(branches)
+        corpus = await asyncio.to_thread(compute.prepare, spec.fragments)
         return "sequential", compute.combine(await self.sequential.run(corpus, spec))
 
     async def check_pool(self) -> None:
