@@ -195,11 +195,13 @@ class Database:
     async def revision(self, owner: str) -> str | None:
         """`owner`'s recorded revision, read without Alembic (None if none)."""
         table = f"{owner}_alembic_version"
-        async with self.connect() as conn:
-            exists = await conn.run_sync(lambda sync: sa.inspect(sync).has_table(table))
-            if not exists:
+
+        def read(connection: sa.Connection) -> str | None:
+            if not sa.inspect(connection).has_table(table):
                 return None
-            return await conn.scalar(sa.text(f'SELECT version_num FROM "{table}"'))
+            return connection.scalar(sa.text(f'SELECT version_num FROM "{table}"'))
+
+        return await self.read(read)
 
     async def migrate(self, owner: str, versions: Path, *, upgrade: bool = True) -> str | None:
         """Bring `owner`'s tables to the head of its migrations in `versions`.
