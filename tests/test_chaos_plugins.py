@@ -12,16 +12,20 @@ plugins, and a health check that hangs while the host serves, close the set.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import plugin_states, problem
+from test_accounts_cli import cli, data_dir, ok
 
 pytestmark = pytest.mark.chaos
 
 REAL = ("dreams", "vivox", "glyphs", "observability")
-TIMEOUT_S = 0.3
+TIMEOUT_S = 0.5
 # Only plugin stages get the short limit: a request limit this short would also
 # cut off healthy plugins' answers on a loaded machine.
 FAST = {"plugin_timeout_s": TIMEOUT_S}
@@ -67,6 +71,28 @@ async def refuses(client: Any, plugin: str, reason: str) -> None:
         assert reason in (await problem(await client.get(path), 503))["detail"]
 
 
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir whose database has every installed plugin's tables at head,
+    made once by `lukhas db upgrade`: each test starts on a copy, so no
+    migration runs under the short plugin timeout (a loaded machine could
+    take longer than it for a first-start migration)."""
+    made = tmp_path_factory.mktemp("migrated")
+    ok(cli(made, "db", "upgrade"))
+    return data_dir(made)
+
+
+@pytest.fixture
+def host(lukhas_host: Any, migrated: Path, tmp_path: Path) -> Callable[..., Awaitable[Any]]:
+    """`lukhas_host` with every installed plugin, on a copy of the migrated database."""
+
+    async def start(plugins: list[str] | tuple[str, ...] = (), **settings: Any) -> Any:
+        copy = shutil.copytree(migrated, tmp_path / "data")
+        return await lukhas_host(plugins, installed=True, data_dir=copy, **settings)
+
+    return start
+
+
 def others(plugin: str) -> list[str]:
     return [name for name in REAL if name != plugin]
 
@@ -74,8 +100,8 @@ def others(plugin: str) -> list[str]:
 @pytest.mark.parametrize("mode", list(STAGE_REASONS))
 @pytest.mark.parametrize("stage", ["import", "setup", "startup"])
 @pytest.mark.parametrize("plugin", REAL)
-async def test_stage_fault_fails_only_that_plugin(lukhas_host, plugin, stage, mode):
-    client = await lukhas_host(installed=True, chaos=f"{plugin}:{stage}:{mode}",
+async def test_stage_fault_fails_only_that_plugin(host, plugin, stage, mode):
+    client = await host(chaos=f"{plugin}:{stage}:{mode}",
                                required_plugins=",".join(REAL), **FAST)
     reason = f"{stage}: {STAGE_REASONS[mode]}"
     states = await plugin_states(client)
@@ -94,8 +120,8 @@ async def test_stage_fault_fails_only_that_plugin(lukhas_host, plugin, stage, mo
 
 @pytest.mark.parametrize("mode", list(HEALTH_REASONS))
 @pytest.mark.parametrize("plugin", REAL)
-async def test_health_fault_degrades_and_keeps_serving(lukhas_host, plugin, mode):
-    client = await lukhas_host(installed=True, chaos=f"{plugin}:health:{mode}",
+async def test_health_fault_degrades_and_keeps_serving(host, plugin, mode):
+    client = await host(chaos=f"{plugin}:health:{mode}",
                                required_plugins=",".join(REAL), **FAST)
     states = await plugin_states(client)
     assert (states[plugin]["state"], states[plugin]["reason"]) == ("degraded", HEALTH_REASONS[mode])
@@ -107,8 +133,8 @@ async def test_health_fault_degrades_and_keeps_serving(lukhas_host, plugin, mode
 
 @pytest.mark.parametrize(("mode", "status"), [("raise", 500), ("fail", 500), ("hang", 503)])
 @pytest.mark.parametrize("plugin", ["dreams", "vivox", "glyphs"])
-async def test_request_fault_hits_only_that_plugins_routes(lukhas_host, plugin, mode, status):
-    client = await lukhas_host(installed=True, chaos=f"{plugin}:request:{mode}",
+async def test_request_fault_hits_only_that_plugins_routes(host, plugin, mode, status):
+    client = await host(chaos=f"{plugin}:request:{mode}",
                                required_plugins=",".join(REAL), request_timeout_s=1, **FAST)
     path = {"dreams": "/api/v1/dreams/list", "vivox": "/api/v1/drift/analysis",
             "glyphs": "/api/v1/glyphs/bindings/list"}[plugin]
@@ -120,8 +146,8 @@ async def test_request_fault_hits_only_that_plugins_routes(lukhas_host, plugin, 
 
 
 @pytest.mark.parametrize("plugin", REAL)
-async def test_readyz_ignores_a_failed_plugin_that_is_not_required(lukhas_host, plugin):
-    client = await lukhas_host(installed=True, chaos=f"{plugin}:setup:raise",
+async def test_readyz_ignores_a_failed_plugin_that_is_not_required(host, plugin):
+    client = await host(chaos=f"{plugin}:setup:raise",
                                required_plugins=",".join(others(plugin)), **FAST)
     ready = await client.get("/readyz")
     assert ready.status == 200
@@ -130,9 +156,9 @@ async def test_readyz_ignores_a_failed_plugin_that_is_not_required(lukhas_host, 
     assert {p["name"]: p["state"] for p in body["plugins"]}[plugin] == "failed"
 
 
-async def test_several_faults_at_once_leave_the_last_plugin_serving(lukhas_host):
+async def test_several_faults_at_once_leave_the_last_plugin_serving(host):
     chaos = "dreams:import:hang,vivox:setup:raise,glyphs:startup:delay_ms=1000"
-    client = await lukhas_host(installed=True, chaos=chaos, required_plugins="observability", **FAST)
+    client = await host(chaos=chaos, required_plugins="observability", **FAST)
     states = await plugin_states(client)
     assert {name: states[name]["state"] for name in REAL} == {
         "dreams": "failed", "vivox": "failed", "glyphs": "failed", "observability": "active"}
@@ -160,9 +186,9 @@ BROKEN = {
 }
 
 
-async def test_broken_modules_beside_the_real_plugins(lukhas_host):
-    client = await lukhas_host([f"sample_plugins.{name}" for name in BROKEN], installed=True,
-                               required_plugins=",".join(REAL), **FAST)
+async def test_broken_modules_beside_the_real_plugins(host):
+    client = await host([f"sample_plugins.{name}" for name in BROKEN],
+                      required_plugins=",".join(REAL), **FAST)
     states = await plugin_states(client)
     for name, (state, reason) in BROKEN.items():
         assert states[name]["state"] == state, (name, states[name])
@@ -179,12 +205,12 @@ async def test_broken_modules_beside_the_real_plugins(lukhas_host):
 # -- a health check that hangs while the host serves --------------------------------------
 
 
-async def test_hung_health_check_does_not_hang_readyz(lukhas_host):
+async def test_hung_health_check_does_not_hang_readyz(host):
     from sample_plugins import health_hangs_later as plugin
 
     plugin.calls.update(started=0, finished=0)
-    client = await lukhas_host(["sample_plugins.health_hangs_later"], installed=True,
-                               required_plugins="health_hangs_later,dreams",
+    client = await host(["sample_plugins.health_hangs_later"],
+                      required_plugins="health_hangs_later,dreams",
                                plugin_timeout_s=30, health_interval_s=0.05)
     for _ in range(200):  # the periodic check after the first one hangs
         if plugin.calls["started"] > plugin.calls["finished"]:

@@ -97,8 +97,12 @@ class ParallelEngine:
         return self._executor
 
     def _discard(self) -> None:
+        """Drop a broken executor. Its pending futures are left alone: the pool's
+        own thread fails each of them, and on CPython 3.11 it dies on one that
+        was cancelled meanwhile, before unblocking its queue, which then hangs
+        the interpreter's exit."""
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown(wait=False)
             self._executor = None
             self._warm = False
 
@@ -112,11 +116,12 @@ class ParallelEngine:
         try:
             return await asyncio.gather(*futures)
         except BrokenExecutor as exc:
-            self._discard()
+            self._discard()  # not cancelling the other branches: see `_discard`
             raise PoolUnavailable(f"broken: {type(exc).__name__}: {exc or 'a worker died'}") from exc
-        finally:
-            for future in futures:  # cancelled or failed: nothing more starts
+        except BaseException:
+            for future in futures:  # cancelled, or a branch failed: nothing more starts
                 future.cancel()
+            raise
 
     async def run(self, spec: DreamSpec) -> list[dict[str, Any]]:
         """The branches of `spec`, in order; PoolUnavailable if the executor cannot run them.
