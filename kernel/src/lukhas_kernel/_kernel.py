@@ -168,7 +168,7 @@ class Kernel:
             record.module_object, ms = await run_isolated(
                 record.name, self.timeout_s, lambda: import_in_thread(record.module, inject)
             )
-            record.startup_ms[Stage.IMPORT.value] = round(ms, 3)
+            record.timed(Stage.IMPORT, ms)
         except StageError as exc:
             record.fail(Stage.IMPORT, str(exc))
 
@@ -204,7 +204,7 @@ class Kernel:
                 continue
             if not self._claim(record, prefix):
                 return
-            record.prefixes.append(prefix)
+            record.prefixes = [*record.prefixes, prefix]
         settings_model = self.implementation("lukhas_settings_model", record.name)
         try:
             settings = self._settings(record.name, settings_model() if settings_model else None)
@@ -307,7 +307,7 @@ class Kernel:
         except StageError as exc:
             self._drop(record, stage, str(exc))
             return False
-        record.startup_ms[stage.value] = round(ms, 3)
+        record.timed(stage, ms)
         return True
 
     # -- stages ------------------------------------------------------------
@@ -333,7 +333,7 @@ class Kernel:
         except StageError as exc:
             self._drop(record, Stage.MIGRATE, str(exc))
             return False
-        record.startup_ms[Stage.MIGRATE.value] = round(ms, 3)
+        record.timed(Stage.MIGRATE, ms)
         return True
 
     def _collect_routes(self, record: PluginRecord) -> None:
@@ -430,7 +430,7 @@ class Kernel:
         elapsed_ms = (asyncio.get_running_loop().time() - started) * 1000
         problems += [f"check {name!r} failed" + (f": {result.reason}" if result.reason else "")
                      for name, result in results.items() if not result.passed]
-        record.startup_ms.setdefault(Stage.HEALTH.value, round(elapsed_ms, 3))
+        record.timed(Stage.HEALTH, elapsed_ms, replace=False)
         record.health_checks = results
         record.health_problem = "; ".join(problems) or None
         self._apply_degraded(record, context)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 from ._auth import current_user
 from ._kernel import Kernel
 from ._problems import ProblemError
-from ._records import PluginState, PluginView
+from ._records import PluginRecord, PluginState, PluginView, records_version
 from ._routing import Route
 
 __all__ = ["kernel_routes"]
@@ -101,10 +101,22 @@ def kernel_routes(kernel: Kernel) -> list[Route]:
         return web.Response(status=200 if ready else 503, text=body.model_dump_json(),
                             content_type="application/json")
 
-    async def plugins(request: web.Request) -> PluginList:
-        items = kernel.view.plugins()
-        return PluginList(status=kernel.report().status,
-                          items=items, count=len(items))
+    # The last `/api/v1/plugins` body and what it was built from: the body
+    # depends only on the records (and which records there are), so it is
+    # current while the version and the records mapping are both unchanged.
+    built_from: tuple[int, dict[str, PluginRecord]] | None = None
+    body = b""
+
+    async def plugins(request: web.Request) -> web.Response:
+        nonlocal built_from, body
+        # Read before building: a change made meanwhile still shows as a new version.
+        source = (records_version(), kernel.records)
+        if built_from is None or source[0] != built_from[0] or source[1] is not built_from[1]:
+            items = kernel.view.plugins()
+            body = PluginList(status=kernel.report().status, items=items,
+                              count=len(items)).model_dump_json().encode()
+            built_from = source
+        return web.Response(body=body, content_type="application/json", charset="utf-8")
 
     async def profile(request: web.Request, query: ProfileQuery) -> UserProfile:
         caller, user_id = current_user(request), request.match_info["user_id"]

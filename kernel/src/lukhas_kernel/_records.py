@@ -8,6 +8,15 @@ from types import ModuleType
 
 from pydantic import BaseModel
 
+# Bumped on every attribute assignment to any PluginRecord (see PluginRecord),
+# so "unchanged version" proves "no record changed" to caches of derived views.
+_version = 0
+
+
+def records_version() -> int:
+    """A counter that differs after any change to any plugin record."""
+    return _version
+
 
 class PluginState(enum.StrEnum):
     """The state a plugin ends start-up in (CONTRACT §3)."""
@@ -48,7 +57,14 @@ class CheckResult(BaseModel):
 
 @dataclass
 class PluginRecord:
-    """One discovered plugin. `reason` is set whenever state is not active."""
+    """One discovered plugin. `reason` is set whenever state is not active.
+
+    Invariant: a field is only ever changed by assigning it (never by
+    mutating a list, dict or CheckResult in place: use `timed` for
+    `startup_ms`), and every assignment bumps `records_version()`. Answers
+    built from records (e.g. the `/api/v1/plugins` body) may therefore be
+    cached under that version.
+    """
 
     name: str
     module: str
@@ -69,6 +85,17 @@ class PluginRecord:
     health_checks: dict[str, CheckResult] = field(default_factory=dict)
     # While disabled at run time: the state, stage and reason to return to.
     paused: tuple[PluginState, Stage | None, str | None] | None = None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        global _version
+        _version += 1
+        object.__setattr__(self, name, value)
+
+    def timed(self, stage: Stage, ms: float, *, replace: bool = True) -> None:
+        """Record how long `stage` took (only if not yet recorded unless `replace`),
+        as a new dict so that the change is an assignment (see the invariant)."""
+        if replace or stage.value not in self.startup_ms:
+            self.startup_ms = {**self.startup_ms, stage.value: round(ms, 3)}
 
     def fail(self, stage: Stage, reason: str, state: PluginState = PluginState.FAILED) -> None:
         self.state = state

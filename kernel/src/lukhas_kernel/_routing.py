@@ -106,8 +106,11 @@ def wrap_handler(
     async def handle(request: web.Request) -> web.StreamResponse:
         if plugin is None:
             return await validated(request)
-        with structlog.contextvars.bound_contextvars(plugin=plugin):
+        tokens = structlog.contextvars.bind_contextvars(plugin=plugin)
+        try:
             return await validated(request)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
     async def validated(request: web.Request) -> web.StreamResponse:
         headers = await guard(request) if guard is not None else None
