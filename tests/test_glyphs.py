@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from conftest import problem
 from lukhas_glyphs import clock
 from lukhas_kernel.testing import KERNEL_KEY
@@ -253,3 +254,18 @@ async def test_two_hosts_on_one_database_keep_one_chain(lukhas_host, tmp_path):
     assert len(entries) == 7
     result = audit_verify(data)
     assert result.returncode == 0 and "intact: 7 entries" in result.stdout, result.stdout
+
+
+async def test_audit_log_line_carries_the_request_id(lukhas_host):
+    # The audit entry is written on the storage thread: the request's context must follow it there.
+    client = await lukhas_host([GLYPHS])
+    capture = structlog.testing.LogCapture()
+    processors = structlog.get_config()["processors"]
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
+    try:
+        response = await client.post("/api/v1/glyphs/bind", json=BIND, headers={"X-Request-ID": "audit-1"})
+        assert response.status == 201
+    finally:
+        structlog.configure(processors=processors)
+    [entry] = [e for e in capture.entries if e["event"] == "glyphs.audit"]
+    assert (entry["request_id"], entry["plugin"], entry["action"]) == ("audit-1", "glyphs", "create")

@@ -13,6 +13,7 @@ connection. Server databases keep the async engine (see `Database.read`).
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -91,14 +92,17 @@ class SqliteThreads:
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="lukhas-db-read")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="lukhas-db-write")
 
+    # Both run `fn` in a copy of the caller's context: what it logs carries the
+    # request's structlog context (request id, plugin), as on the loop.
+
     def read(self, fn: Callable[[sa.Connection], T]) -> Future[T]:
         """Run `fn` on a reader thread with a connection outside any transaction."""
-        return self._readers.submit(self._read, fn)
+        return self._readers.submit(contextvars.copy_context().run, self._read, fn)
 
     def write(self, fn: Callable[[sa.Connection], T], abandoned: threading.Event) -> Future[T]:
         """Run `fn` in a write transaction on the writer thread; committed when
         `fn` returns, unless `abandoned` is set by then (then rolled back)."""
-        return self._writer.submit(self._write, fn, abandoned)
+        return self._writer.submit(contextvars.copy_context().run, self._write, fn, abandoned)
 
     def _read(self, fn: Callable[[sa.Connection], T]) -> T:
         with self.engine.connect() as connection:
