@@ -5,6 +5,7 @@ Everything here talks to 127.0.0.1 only and ends only processes it is handed.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -12,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +182,23 @@ def http_get(
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
         raise BenchError(f"GET {path} on port {port}: no HTTP answer ({answer[:80]!r})")
     return int(parts[1]), body
+
+
+def http_json(port: int, method: str, path: str, headers: dict[str, str],
+              body: dict[str, Any] | None = None, timeout_s: float = 30.0) -> tuple[int, bytes]:
+    """`method` http://127.0.0.1:`port``path` with `headers`, and `body` as JSON if
+    given; the status and the whole body, error answers included. BenchError
+    when there is no answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
+                                     headers={**headers, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:  # a 4xx or 5xx still has a status and a body
+        return exc.code, exc.read()
+    except OSError as exc:
+        raise BenchError(f"{method} {path} on port {port}: {exc}") from None
 
 
 def rss_mb_of(pid: int) -> float:

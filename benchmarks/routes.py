@@ -49,15 +49,13 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ._common import BenchError, Figure, http_get, progress, rss_mb_of, stop
+from ._common import BenchError, Figure, http_get, http_json, progress, rss_mb_of, stop
 from .auth_throughput import (
     Load,
     Server,
@@ -135,16 +133,10 @@ class Result:
 
 def _call(server: Server, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
     """One request with `server`'s headers; the status and the parsed JSON answer."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", data=data, method=method,
-                                     headers={**server.headers, "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:  # a 4xx or 5xx still has a status and a body
-        status, raw = exc.code, exc.read()
-    except OSError as exc:
-        raise BenchError(f"{server.label}: {method} {path}: {exc}") from None
+        status, raw = http_json(server.port, method, path, server.headers, body)
+    except BenchError as exc:
+        raise BenchError(f"{server.label}: {exc}") from None
     try:
         return status, json.loads(raw)
     except ValueError:

@@ -18,14 +18,12 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._common import BenchError, Figure, median, percentile, progress
+from ._common import BenchError, Figure, http_json, median, percentile, progress
 from .auth_throughput import add_user, server_dir, start_lukhas
 
 __all__ = ["batches", "run"]
@@ -42,16 +40,13 @@ START = datetime(2025, 11, 24, tzinfo=UTC)
 def _timed_ms(port: int, headers: dict[str, str], path: str,
               body: dict[str, Any] | None = None) -> float:
     """GET `path` (or POST `body` as JSON); milliseconds until the whole 200 answer."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=data, method="GET" if body is None else "POST",
-        headers={**headers, "Content-Type": "application/json"})
+    method = "GET" if body is None else "POST"
     started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=30) as response:
-        response.read()
-        if response.status != 200:
-            raise BenchError(f"{request.method} {path} answered {response.status}")
-    return (time.perf_counter() - started) * 1000
+    status, answer = http_json(port, method, path, headers, body)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if status != 200:
+        raise BenchError(f"{method} {path} answered {status}: {answer[:200]!r}")
+    return elapsed_ms
 
 
 def batches(user_id: str, count: int = BATCHES) -> list[dict[str, Any]]:

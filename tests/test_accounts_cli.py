@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from importlib_metadata import entry_points
@@ -96,6 +97,26 @@ def get(url: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]
             return reply.status, dict(reply.headers), reply.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
+
+
+def send(url: str, token: str, body: Any, method: str = "POST", timeout: float = 10) -> tuple[int, bytes]:
+    """`body` as JSON with the bearer token; the status and body, error answers included.
+    Connection errors (the host is gone) are raised."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def post(url: str, token: str, body: Any, status: int) -> Any:
+    """POST `body` as JSON; assert the answer is `status`; its JSON."""
+    got, answer = send(url, token, body)
+    assert got == status, f"{url} answered {got}: {answer[:300]!r}"
+    return json.loads(answer)
 
 
 @dataclass

@@ -12,35 +12,23 @@ import json
 import threading
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from dream_inputs import FRAGMENTS
-from test_accounts_cli import add_user, data_dir, get, serving
+from test_accounts_cli import add_user, data_dir, get, post, serving
 from test_glyphs import BIND, audit_verify
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
-# Warnings only: the host's output goes to a pipe this test reads only at the end.
+# Warnings only: not a log line per request to write while under load.
 ENV = {"GLYPHS_BIND_RATE_LIMIT": "", "LUKHAS_LOG_LEVEL": "warning", "DREAMS_MAX_RUNNING": "1",
        "DREAMS_MAX_PENDING_PER_USER": "1000"}
 BATCH = 10  # interactions per drift update
 MAX_REQUESTS = 2000  # per writer: bounds the test if the host never dies
 WANTED = {"binds": 150, "dreams": 15, "drift": 10}  # acknowledgements before the kill
-
-
-def post(url: str, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        raise AssertionError(f"{url} answered {error.code}: {error.read()[:300]!r}") from None
 
 
 class Writers:
@@ -70,14 +58,12 @@ class Writers:
             self.errors.append(exc)
 
     def _bind(self, n: int) -> None:
-        status, body = post(f"{self.url}/api/v1/glyphs/bind", self.admin, BIND)
-        assert status == 201
+        body = post(f"{self.url}/api/v1/glyphs/bind", self.admin, BIND, 201)
         self.binds.append(body["glyph_id"])
 
     def _dream(self, n: int) -> None:
-        status, body = post(f"{self.url}/api/v1/dreams/parallel", self.admin,
-                            {"fragments": FRAGMENTS, "branches": 4, "depth": 3, "seed": n})
-        assert status == 202
+        body = post(f"{self.url}/api/v1/dreams/parallel", self.admin,
+                    {"fragments": FRAGMENTS, "branches": 4, "depth": 3, "seed": n}, 202)
         self.dreams.append(body["dream_id"])
 
     def _updater(self, user_id: str) -> Callable[[int], None]:
@@ -86,9 +72,8 @@ class Writers:
         def update(n: int) -> None:
             items = [{"timestamp": (start + timedelta(minutes=n * BATCH + i)).isoformat(),
                       "valence": 0.1, "arousal": 0.5, "decision": "abcd"[i % 4]} for i in range(BATCH)]
-            status, body = post(f"{self.url}/api/v1/drift/update", self.admin,
-                                {"user_id": user_id, "interactions": items})
-            assert status == 200
+            body = post(f"{self.url}/api/v1/drift/update", self.admin,
+                        {"user_id": user_id, "interactions": items}, 200)
             self.drift[user_id] = body["interactions"]
             self.updates += 1
         return update

@@ -7,26 +7,16 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dream_inputs import LONG
-from test_accounts_cli import add_user, get, serving
+from test_accounts_cli import add_user, get, post, serving
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 ENV = {"DREAMS_MAX_RUNNING": "1"}
-
-
-def post(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 202
-        return json.loads(response.read())
 
 
 def job(url: str, token: str, dream_id: str) -> dict[str, Any]:
@@ -49,7 +39,7 @@ def kill_mid_job(tmp_path: Path, token: str, dream_id: str | None = None) -> str
     """Start a host, (submit and) wait for the dream to run, then SIGKILL the host."""
     with serving(tmp_path, ENV, expect_exit=None) as host:
         if dream_id is None:
-            dream_id = post(f"{host.url}/api/v1/dreams/parallel", token, LONG)["dream_id"]
+            dream_id = post(f"{host.url}/api/v1/dreams/parallel", token, LONG, 202)["dream_id"]
         wait_for(host.url, token, dream_id, {"running"})
         host.process.kill()  # no teardown: the job is left `running` in the table
         host.process.wait(timeout=15)

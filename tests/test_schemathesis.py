@@ -13,7 +13,6 @@ the same each time; raise `EXAMPLES` (and drop `derandomize`) to dig deeper.
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from jsonschema import Draft202012Validator
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from schemathesis.specs.openapi.schemas import OpenApiSchema
-from test_accounts_cli import add_user, get, serving
+from test_accounts_cli import add_user, get, send, serving
 
 # Rate limits off: the fuzzer sends far more than 50 binds or 100 reads a
 # minute, and a 429 for every later example would hide the answers under test.
@@ -86,11 +85,8 @@ def api(live: Live) -> OpenApiSchema:
 def restore_flags(live: Live) -> None:
     """Undo what a fuzzed `PATCH /api/v1/admin/flags` changed, so later
     operations reach their plugins rather than a disabled subsystem's 403."""
-    request = urllib.request.Request(
-        f"{live.url}/api/v1/admin/flags", data=json.dumps(live.flags).encode(), method="PATCH",
-        headers={**live.auth, "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        assert reply.status == 200
+    status, answer = send(f"{live.url}/api/v1/admin/flags", live.token, live.flags, method="PATCH")
+    assert status == 200, answer
 
 
 def body_matches_schema(case: schemathesis.Case, document: dict[str, Any]) -> bool:

@@ -11,6 +11,7 @@ types sit in between, for request bodies (`JsonInt`) and queries (`IsoDate`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -31,22 +32,24 @@ def _integral(value: Any) -> Any:
     return value
 
 
-def _rfc3339(value: Any) -> Any:
-    # Anything else pydantic would read as a datetime (a number, "0") is not RFC 3339.
-    # A missing offset passes here so that AwareDatetime names that problem.
-    if isinstance(value, datetime):
+def _only_strings_matching(pattern: re.Pattern[str], parsed: type, message: str) -> Callable[[Any], Any]:
+    """A before-validator: an already parsed `parsed` passes, a string must match
+    `pattern`; anything else pydantic would read (a number, "0") is refused."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, parsed):
+            return value
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ValueError(message)
         return value
-    if not isinstance(value, str) or not _RFC3339.match(value):
-        raise ValueError("expected an RFC 3339 timestamp such as 2024-05-01T12:00:00Z")
-    return value
+
+    return check
 
 
-def _full_date(value: Any) -> Any:
-    if isinstance(value, date):
-        return value
-    if not isinstance(value, str) or not _FULL_DATE.match(value):
-        raise ValueError("expected a date as YYYY-MM-DD")
-    return value
+# A missing offset passes the pattern so that AwareDatetime names that problem.
+_rfc3339 = _only_strings_matching(
+    _RFC3339, datetime, "expected an RFC 3339 timestamp such as 2024-05-01T12:00:00Z")
+_full_date = _only_strings_matching(_FULL_DATE, date, "expected a date as YYYY-MM-DD")
 
 
 #: An integer in a JSON body: `4` or `4.0`; never `"4"`, `true` or `4.5`.

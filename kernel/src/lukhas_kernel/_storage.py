@@ -103,7 +103,9 @@ class Database:
         # SQLite connections are reset by `tune_sqlite`, only when needed.
         options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite,
                                    "pool_reset_on_return": None if self.is_sqlite else "rollback"}
-        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+        # `:memory:` (or no name) is private to one connection; a file is shared.
+        sqlite_file = self.is_sqlite and self.url.database not in (None, "", ":memory:")
+        if sqlite_file:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         # Alembic keeps its migration context in module globals: one at a time.
@@ -113,13 +115,10 @@ class Database:
         # polls with SQLite's busy handler, whose sleeps grow to 100 ms, and
         # throughput under concurrent writes collapses (about 6 writes/s).
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        # A file database is also opened with the stdlib driver, for `read` and
-        # `write`; `:memory:` is private to one connection, so it cannot be.
-        self._threads: SqliteThreads | None = None
         if self.is_sqlite:
             tune_sqlite(self.engine.sync_engine, busy_timeout_ms)
-            if self.url.database not in (None, "", ":memory:"):
-                self._threads = SqliteThreads(self.url, busy_timeout_ms)
+        # A file database is also opened with the stdlib driver, for `read` and `write`.
+        self._threads = SqliteThreads(self.url, busy_timeout_ms) if sqlite_file else None
 
     @property
     def shown_url(self) -> str:
