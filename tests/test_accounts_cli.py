@@ -436,7 +436,7 @@ def test_without_auto_migrate_doctor_asks_for_db_upgrade(tmp_path):
 
     assert not_installed(ok(cli(tmp_path, "db", "upgrade", env=env))) == ["lukhas: ok"]
     report = json.loads(ok(cli(tmp_path, "doctor", env=env)))
-    assert report["status"] == "ok" and report["missing_required"] == []
+    assert report["status"] == "ok" and report["missing_required"] == [], report
 
     # A plugin's tables too: failed at stage migrate until `db upgrade` with it enabled.
     env["LUKHAS_EXTRA_PLUGINS"] = "sample_plugins.notes"
