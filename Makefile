@@ -19,7 +19,7 @@ $(BIN)/python:
 	touch $@
 
 .make-dev.stamp: .make-install.stamp pyproject.toml
-	$(BIN)/pip install --quiet -e "./kernel[testing]" --group dev
+	$(BIN)/pip install --quiet -e "./kernel[testing,postgres,redis]" -e "./plugins/dreams[distributed]" --group dev
 	touch $@
 
 install: .make-install.stamp
@@ -29,11 +29,14 @@ run: install
 	$(BIN)/lukhas serve
 
 # The observability tests check /metrics with promtool (Debian's prometheus
-# package) and /status in headless Chromium; installed when missing (needs root).
+# package) and /status in headless Chromium; the scale-out tests start their own
+# PostgreSQL (initdb, pg_ctl) and redis-server. Installed when missing (needs root).
+PG_BIN := $(firstword $(wildcard /usr/lib/postgresql/*/bin))
 test-tools:
-	@command -v promtool >/dev/null && command -v chromium >/dev/null || \
+	@command -v promtool >/dev/null && command -v chromium >/dev/null && \
+	  command -v redis-server >/dev/null && test -x "$(PG_BIN)/initdb" || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	   apt-get install -y -qq --no-install-recommends prometheus chromium)
+	   apt-get install -y -qq --no-install-recommends prometheus chromium postgresql redis-server)
 
 test: install-dev test-tools
 	$(BIN)/python -m pytest

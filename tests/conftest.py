@@ -2,11 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from lukhas_kernel.testing import LocalPostgres, LocalRedis, local_postgres, local_redis
 
 PROBLEM = "application/problem+json"
+#: The databases a module marked `both_databases` runs every test on.
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`backend` is "sqlite", and also "postgres" in modules marked `both_databases`
+    (a test marked `sqlite_only` there checks something only SQLite has)."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    both = (metafunc.definition.get_closest_marker("both_databases") is not None
+            and metafunc.definition.get_closest_marker("sqlite_only") is None)
+    metafunc.parametrize("backend", BACKENDS if both else BACKENDS[:1])
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[LocalPostgres]:
+    """One real PostgreSQL server for the whole run, started on first use."""
+    with local_postgres() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[LocalRedis]:
+    """One real redis-server for the whole run, started on first use."""
+    with local_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: LocalPostgres) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped after it."""
+    name = postgres_cluster.create_database()
+    yield postgres_cluster.url(name)
+    postgres_cluster.drop_database(name)
+
+
+@pytest.fixture
+def lukhas_database_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """Every `lukhas_host` of a test runs on the test's backend: a SQLite file
+    under tmp_path (None), or a fresh PostgreSQL database."""
+    return request.getfixturevalue("postgres_url") if backend == "postgres" else None
 
 
 async def plugin_states(client: Any) -> dict[str, dict[str, Any]]:

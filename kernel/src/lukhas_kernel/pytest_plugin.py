@@ -19,11 +19,20 @@ import pytest
 from ._bootstrap import create_app, services_of
 from ._settings import load_kernel_settings
 
-__all__ = ["lukhas_host"]
+__all__ = ["lukhas_database_url", "lukhas_host"]
 
 
 @pytest.fixture
-def lukhas_host(aiohttp_client: Any, tmp_path: Any) -> Callable[..., Awaitable[Any]]:
+def lukhas_database_url() -> str | None:
+    """The database URL every `lukhas_host` of a test uses; None: a SQLite file
+    under ``tmp_path``. Override it (in a conftest) to run a suite on another
+    database, e.g. a PostgreSQL database made for each test."""
+    return None
+
+
+@pytest.fixture
+def lukhas_host(aiohttp_client: Any, tmp_path: Any, lukhas_database_url: str | None,
+                ) -> Callable[..., Awaitable[Any]]:
     """Start a host and return an aiohttp test client for it.
 
     Call it with the plugin modules to load (``LUKHAS_EXTRA_PLUGINS`` items),
@@ -31,7 +40,8 @@ def lukhas_host(aiohttp_client: Any, tmp_path: Any) -> Callable[..., Awaitable[A
     ``installed=True`` to also discover installed plugins, ``config=`` (the
     parsed TOML) and any kernel setting as a keyword (``plugin_timeout_s=1``).
     The environment still applies to plugin flags and settings; ``.env`` is
-    not read. Each host has its own SQLite database under ``tmp_path``.
+    not read. Each host has its own SQLite database under ``tmp_path``, or the
+    database of the ``lukhas_database_url`` fixture.
 
     The client sends the first admin's token on every request unless
     ``as_admin=False``. The kernel is ``client.app[lukhas_kernel.testing.KERNEL_KEY]``;
@@ -48,6 +58,8 @@ def lukhas_host(aiohttp_client: Any, tmp_path: Any) -> Callable[..., Awaitable[A
         **settings: Any,
     ) -> Any:
         settings.setdefault("data_dir", tmp_path / "data")
+        if lukhas_database_url:
+            settings.setdefault("database_url", lukhas_database_url)
         settings.setdefault("chaos_enabled", bool(chaos))
         kernel_settings = load_kernel_settings(
             config or {}, None, extra_plugins=",".join(plugins), chaos=chaos, **settings
