@@ -26,6 +26,7 @@ __all__ = [
     "ExitedEarly",
     "Figure",
     "cpu_s_of",
+    "descendants_of",
     "free_port",
     "http_get",
     "http_status",
@@ -221,6 +222,23 @@ def cpu_s_of(pid: int) -> float:
         raise BenchError(f"cannot read CPU time of pid {pid}: {exc.strerror}") from None
     fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)"; utime, stime are 14, 15
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants_of(pid: int) -> list[int]:
+    """Every live process below `pid` (children, their children, …), from /proc (Linux)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, pending = [], [pid]
+    while pending:
+        children = parents.get(pending.pop(), [])
+        found += children
+        pending += children
+    return found
 
 
 def stop(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:

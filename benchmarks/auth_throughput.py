@@ -51,6 +51,7 @@ from ._common import (
     ExitedEarly,
     Figure,
     cpu_s_of,
+    descendants_of,
     free_port,
     http_get,
     median,
@@ -93,8 +94,13 @@ class Server:
     headers: dict[str, str]
 
     def cpu_s(self) -> float:
-        """User + system CPU seconds the process has used so far (Linux /proc)."""
-        return cpu_s_of(self.process.pid)
+        """User + system CPU seconds the process and the live processes below it
+        (worker processes, the dreams pool) have used so far (Linux /proc)."""
+        total = 0.0
+        for pid in [self.process.pid, *descendants_of(self.process.pid)]:
+            with contextlib.suppress(BenchError):  # a child that ended meanwhile
+                total += cpu_s_of(pid)
+        return total
 
     def stderr_tail(self, lines: int = 5) -> str:
         tail = (self.workdir / "stderr.log").read_text(errors="replace").strip().splitlines()[-lines:]

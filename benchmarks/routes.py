@@ -144,7 +144,7 @@ def _call(server: Server, method: str, path: str, body: dict[str, Any] | None = 
         raise BenchError(f"{server.label}: {method} {path} answered {status}, not JSON: {shown!r}") from None
 
 
-def _expect(server: Server, method: str, path: str, status: int, body: dict[str, Any] | None = None) -> Any:
+def expect(server: Server, method: str, path: str, status: int, body: dict[str, Any] | None = None) -> Any:
     """`_call`, raising BenchError unless it answers `status`; the JSON answer."""
     got, answer = _call(server, method, path, body)
     if got != status:
@@ -152,9 +152,9 @@ def _expect(server: Server, method: str, path: str, status: int, body: dict[str,
     return answer
 
 
-def _check_plugins(lukhas: Server) -> None:
+def check_plugins(lukhas: Server) -> None:
     """Every plugin of PLUGINS is installed and serving (active or degraded)."""
-    states = {item["name"]: item["state"] for item in _expect(lukhas, "GET", "/api/v1/plugins", 200)["items"]}
+    states = {item["name"]: item["state"] for item in expect(lukhas, "GET", "/api/v1/plugins", 200)["items"]}
     off = {name: states.get(name, "not installed") for name in PLUGINS
            if states.get(name) not in ("active", "degraded")}
     if off:
@@ -162,14 +162,14 @@ def _check_plugins(lukhas: Server) -> None:
     progress("plugins: " + ", ".join(f"{name} {state}" for name, state in sorted(states.items())))
 
 
-def _seed_dreams(lukhas: Server) -> None:
+def seed_dreams(lukhas: Server) -> None:
     """POST SEEDED_DREAMS tiny dreams, then wait until all are completed."""
     body = {"fragments": ["a short dream of rivers"], "branches": 1, "depth": 1}
     for _ in range(SEEDED_DREAMS):
-        _expect(lukhas, "POST", "/api/v1/dreams/parallel", 202, body)
+        expect(lukhas, "POST", "/api/v1/dreams/parallel", 202, body)
     deadline = time.monotonic() + SEED_LIMIT_S
     while time.monotonic() < deadline:
-        page = _expect(lukhas, "GET", "/api/v1/dreams/list?limit=100", 200)
+        page = expect(lukhas, "GET", "/api/v1/dreams/list?limit=100", 200)
         if page["count"] == SEEDED_DREAMS and all(d["status"] == "completed" for d in page["items"]):
             return
         time.sleep(0.1)
@@ -178,16 +178,16 @@ def _seed_dreams(lukhas: Server) -> None:
 
 def _prepare(lukhas: Server) -> list[Endpoint]:
     """The data each route needs, checked; the four routes, ready to measure."""
-    _check_plugins(lukhas)
-    _seed_dreams(lukhas)
-    page = _expect(lukhas, "GET", "/api/v1/dreams/list", 200)
+    check_plugins(lukhas)
+    seed_dreams(lukhas)
+    page = expect(lukhas, "GET", "/api/v1/dreams/list", 200)
     if len(page["items"]) != 20 or page["next_cursor"] is None:
         raise BenchError(f"the dreams page is not full: {len(page['items'])} items")
     user_id = add_user(lukhas.workdir / "data", "subject")
     interactions = batches(user_id, 1)[0]
-    _expect(lukhas, "POST", "/api/v1/drift/update", 200, interactions)
-    token = _expect(lukhas, "POST", "/api/v1/glyphs/bind", 201, BIND_BODY)["token"]
-    if not _expect(lukhas, "POST", "/api/v1/glyphs/validate", 200, {"token": token})["valid"]:
+    expect(lukhas, "POST", "/api/v1/drift/update", 200, interactions)
+    token = expect(lukhas, "POST", "/api/v1/glyphs/bind", 201, BIND_BODY)["token"]
+    if not expect(lukhas, "POST", "/api/v1/glyphs/validate", 200, {"token": token})["valid"]:
         raise BenchError("the GLYPH token just made does not validate")
     progress(f"prepared: {SEEDED_DREAMS} dreams, user {user_id} with "
              f"{len(interactions['interactions'])} interactions, a GLYPH token")
@@ -205,12 +205,12 @@ def _verify(endpoints: list[Endpoint], servers: list[Server]) -> None:
     2xx status and JSON (on Lukhas, bind writes one more binding)."""
     for endpoint in endpoints:
         for server in servers:
-            answer = _expect(server, endpoint.method, endpoint.path, endpoint.status, endpoint.body)
+            answer = expect(server, endpoint.method, endpoint.path, endpoint.status, endpoint.body)
             progress(f"{server.label}: {endpoint.method} {endpoint.path} → {endpoint.status}, "
                      f"{json.dumps(answer, separators=(',', ':'))[:80]}")
 
 
-def _script(tmp: Path, endpoint: Endpoint) -> Path | None:
+def post_script(tmp: Path, endpoint: Endpoint) -> Path | None:
     """A wrk Lua script that POSTs `endpoint`'s JSON body; None for a GET."""
     if endpoint.body is None:
         return None
@@ -243,7 +243,7 @@ def _load(tmp: Path, endpoints: list[Endpoint], lukhas: Server, bare: Server) ->
     """Every route at every connection count, bare then Lukhas."""
     results = []
     for endpoint in endpoints:
-        script = _script(tmp, endpoint)
+        script = post_script(tmp, endpoint)
         for connections in CONNECTION_COUNTS:
             progress(f"{endpoint.name}, {connections} connections")
             bare_runs, lukhas_runs = measure_all(
@@ -263,7 +263,7 @@ def _top_up(tmp: Path, endpoints: list[Endpoint], lukhas: Server) -> int:
             raise BenchError(f"/metrics counts {answered} requests on the routes and not more")
         progress(f"{answered} requests answered on the routes; topping up to {RSS_AFTER_REQUESTS}")
         for endpoint in endpoints:
-            wrk(lukhas, 1, endpoint.path, _script(tmp, endpoint), TARGET_CONNECTIONS, MAX_FAILED_SHARE)
+            wrk(lukhas, 1, endpoint.path, post_script(tmp, endpoint), TARGET_CONNECTIONS, MAX_FAILED_SHARE)
         before = answered
     return answered
 
