@@ -77,8 +77,10 @@ class SequentialEngine:
 class ParallelEngine:
     """Every branch submitted at once to an executor of processes.
 
-    Any `concurrent.futures.Executor` works (a distributed one included); it is
-    made by `factory` on first use and made again after it broke.
+    Any `concurrent.futures.Executor` works (a Dask cluster's included, see
+    `cluster`); it is made by `factory` on first use and made again after it
+    broke. The factory runs on a thread, never on the event loop: connecting
+    to a cluster may take up to its timeout.
     """
 
     mode: Mode = "parallel"
@@ -87,14 +89,40 @@ class ParallelEngine:
         self.factory = factory
         self._executor: Executor | None = None
         self._warm = False  # every worker of this executor has answered a ping
+        # One start at a time: jobs and the health check that need the executor
+        # meanwhile wait for it, and share its failure rather than each trying
+        # (and waiting out a connect timeout) in turn.
+        self._starting = asyncio.Lock()
+        self._starts = 0
+        self._failure: str | None = None  # why the last start failed
 
-    def _get(self) -> Executor:
+    async def _get(self) -> Executor:
+        starts = self._starts
+        async with self._starting:
+            if self._executor is None:
+                if self._starts != starts and self._failure is not None:
+                    raise PoolUnavailable(self._failure)  # it failed while this caller waited
+                self._starts += 1
+                # Shielded: a caller cancelled meanwhile leaves the executor to the next one.
+                making = asyncio.ensure_future(asyncio.to_thread(self.factory))
+                try:
+                    self._executor, self._failure = await asyncio.shield(making), None
+                except asyncio.CancelledError:
+                    making.add_done_callback(self._adopt)
+                    raise
+                except Exception as exc:
+                    self._failure = f"cannot start: {type(exc).__name__}: {exc}"
+                    raise PoolUnavailable(self._failure) from exc
+            return self._executor
+
+    def _adopt(self, making: asyncio.Future[Executor]) -> None:
+        """Keep an executor whose maker stopped waiting (or shut it down if one came meanwhile)."""
+        if making.cancelled() or making.exception() is not None:
+            return
         if self._executor is None:
-            try:
-                self._executor = self.factory()
-            except Exception as exc:
-                raise PoolUnavailable(f"cannot start: {type(exc).__name__}: {exc}") from exc
-        return self._executor
+            self._executor = making.result()
+        else:
+            making.result().shutdown(wait=False)
 
     def _discard(self) -> None:
         """Drop a broken executor. Its pending futures are left alone: the pool's
@@ -107,7 +135,7 @@ class ParallelEngine:
             self._warm = False
 
     async def _submit_all(self, calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
-        executor = self._get()
+        executor = await self._get()
         try:
             futures = [asyncio.wrap_future(executor.submit(fn, *args)) for fn, args in calls]
         except (BrokenExecutor, RuntimeError, OSError) as exc:  # RuntimeError: shut down
@@ -146,7 +174,7 @@ class ParallelEngine:
         worker is not a broken pool). Later pings send one round: behind a
         running job's branches, more would only make the check slow.
         """
-        executor = self._get()
+        executor = await self._get()
         workers = getattr(executor, "_max_workers", 1)
         if self._warm:
             await self._submit_all([(worker.ready, ())] * workers)

@@ -29,6 +29,16 @@ class DreamsSettings(PluginSettings):
     job_timeout_s: float = Field(300.0, gt=0, le=86_400, description="limit for one job's run")
     queue_alert: int = Field(
         500, ge=1, description="queued jobs above which the plugin reports itself degraded")
+    poll_interval_s: float = Field(
+        1.0, gt=0, le=60, description="how often a host looks for jobs queued by other processes")
+    lease_s: float = Field(
+        15.0, ge=0.5, le=3600,
+        description="a running job's lease, renewed every third of it; past it, any host takes the job")
+    dask_scheduler: str = Field(
+        "", description="a Dask scheduler address (tcp://host:8786): the parallel engine runs "
+        "branches on that cluster instead of local processes; empty: local processes")
+    dask_timeout_s: float = Field(
+        5.0, gt=0, le=300, description="how long connecting to the Dask scheduler may take")
 
 
 Fragment = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
@@ -77,5 +87,6 @@ class DreamSummary(BaseModel):
 
 
 class DreamJob(DreamSummary):
-    error: str | None = Field(None, description="why it failed (`interrupted`: the host stopped twice)")
+    error: str | None = Field(
+        None, description="why it failed (`interrupted`: the hosts running it stopped twice)")
     result: DreamResult | None = None

@@ -9,7 +9,7 @@ from pathlib import Path
 from lukhas_kernel import HealthCheck, PluginContext, PluginInfo, PluginSettings, Route, hookimpl
 from prometheus_client.registry import Collector
 
-from . import engine
+from . import cluster, engine
 from .engine import Engines, ParallelEngine, SequentialEngine
 from .jobs import JobRunner
 from .metrics import DreamMetrics
@@ -40,13 +40,16 @@ async def lukhas_setup(context: PluginContext) -> None:
     store = DreamStore(context.db)
     threads = ThreadPoolExecutor(settings.max_running, thread_name_prefix="dreams")
     # Looked up at call time, so a test can make the pool fail to start.
-    parallel = ParallelEngine(lambda: engine.process_pool(settings.workers))
+    parallel = ParallelEngine(
+        (lambda: cluster.dask_executor(settings.dask_scheduler, settings.dask_timeout_s))
+        if settings.dask_scheduler else (lambda: engine.process_pool(settings.workers)))
     engines = Engines(SequentialEngine(threads), parallel, context.set_degraded)
     metrics = DreamMetrics()
     context.state.update(
         store=store, threads=threads, engines=engines, metrics=metrics,
         runner=JobRunner(store, engines, metrics, max_running=settings.max_running,
-                         job_timeout_s=settings.job_timeout_s))
+                         job_timeout_s=settings.job_timeout_s,
+                         poll_interval_s=settings.poll_interval_s, lease_s=settings.lease_s))
 
 
 @hookimpl
@@ -72,6 +75,7 @@ def lukhas_health_checks(context: PluginContext) -> dict[str, HealthCheck]:
             await engines.check_pool()
 
     async def queue() -> None:
+        await metrics.refresh(context.state["store"])  # other processes queue jobs too
         depth = metrics.queue_depth
         if depth > settings.queue_alert:
             raise RuntimeError(f"{depth} dreams queued, over DREAMS_QUEUE_ALERT={settings.queue_alert}")

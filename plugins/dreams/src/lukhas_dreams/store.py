@@ -1,24 +1,35 @@
 """Dream jobs in the table `dreams_jobs`: the one record of every job's state.
 
-State changes are conditional updates (`WHERE status = …`), so a job deleted
-or claimed by someone else in the meantime is never overwritten: the runner
-learns it from the row count and drops its work.
+State changes are conditional updates (`WHERE status = … AND runner = …`), so
+a job deleted or taken over by another process in the meantime is never
+overwritten: the runner learns it from the row count and drops its work.
+
+Any host process on the database claims the next job (`claim_next`): the
+oldest whose lease has passed, else the oldest queued one, selected with
+`FOR UPDATE SKIP LOCKED` inside the claiming transaction. On PostgreSQL two
+claimers therefore never select the same row; on SQLite the clause is not
+rendered, and needs not be: a write transaction there is exclusive (BEGIN
+IMMEDIATE), so claims run one after another. A claimed job records its
+runner and a lease, renewed while it runs (`renew`).
 """
 
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from lukhas_kernel import Database, Page, PageQuery, UtcDateTime, paginate
 
+from .identity import Incarnation
 from .models import PENDING, DreamJob, DreamRequest, DreamSummary, Mode
 
-__all__ = ["DreamStore", "PendingLimit", "jobs"]
+__all__ = ["Claim", "DreamStore", "PendingLimit", "jobs"]
 
-#: A job interrupted by a stopped host is run once more, then failed.
+#: A job whose runner stopped or died (its lease passed) is run once more, then failed.
 MAX_ATTEMPTS = 2
 INTERRUPTED = "interrupted"
 
@@ -40,11 +51,22 @@ jobs = sa.Table(
     sa.Column("finished_at", UtcDateTime, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("runner", sa.String(320), nullable=True),  # see `identity`
+    sa.Column("lease_expires_at", UtcDateTime, nullable=True),
     sa.Index("dreams_jobs_owner_created", "owner", "created_at", "id"),
-    sa.Index("dreams_jobs_status", "status"),
+    sa.Index("dreams_jobs_status_created", "status", "created_at", "id"),
 )
-_SUMMARY = [c for c in jobs.c if c.name not in ("fragments", "result", "error")]
-_NOT_SHOWN = ("owner", "attempts", "fragments", "result", "error")  # columns no summary shows
+_HIDDEN = ("fragments", "result", "error", "runner", "lease_expires_at")
+_SUMMARY = [c for c in jobs.c if c.name not in _HIDDEN]
+_NOT_SHOWN = ("owner", "attempts", *_HIDDEN)  # columns no summary shows
+_INPUTS = (jobs.c.fragments, jobs.c.branches, jobs.c.depth, jobs.c.seed, jobs.c.mode, jobs.c.attempts)
+
+
+def _expired(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(jobs.c.status == "running", jobs.c.lease_expires_at < now)
+
+
+_QUEUED = jobs.c.status == "queued"
 
 
 class PendingLimit(Exception):
@@ -53,6 +75,15 @@ class PendingLimit(Exception):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one `claim_next` did: the job it claimed (id and inputs), if any,
+    and the jobs it failed as `interrupted` on the way."""
+
+    job: tuple[str, dict[str, Any]] | None
+    interrupted: list[str]
 
 
 def _summary_fields(names: list[str], row: Any) -> dict[str, Any]:
@@ -123,45 +154,89 @@ class DreamStore:
         return await self.db.write(
             lambda conn: conn.execute(jobs.delete().where(jobs.c.id == dream_id)).rowcount > 0)
 
-    async def claim(self, dream_id: str) -> dict[str, Any] | None:
-        """Move a queued job to running; its inputs, or None if it is not queued."""
-        def update(conn: sa.Connection) -> dict[str, Any] | None:
-            claimed = conn.execute(
-                jobs.update().where(jobs.c.id == dream_id, jobs.c.status == "queued")
-                .values(status="running", started_at=_now(), attempts=jobs.c.attempts + 1))
-            if claimed.rowcount == 0:
-                return None
-            return dict(conn.execute(
-                sa.select(jobs.c.fragments, jobs.c.branches, jobs.c.depth, jobs.c.seed, jobs.c.mode)
-                .where(jobs.c.id == dream_id)).one()._mapping)
+    async def has_work(self) -> bool:
+        """Whether a job waits to be claimed: the poll, two indexed reads."""
+        now = _now()
+        return await self.db.read(lambda conn: bool(conn.scalar(sa.select(sa.or_(
+            sa.exists().where(_QUEUED), sa.exists().where(_expired(now)))))))
 
-        return await self.db.write(update)
+    async def claim_next(self, runner: str, lease_s: float) -> Claim:
+        """Claim the next job for `runner`, leased for `lease_s`: the oldest
+        whose lease passed (its runner died or stopped), else the oldest queued.
 
-    async def finish(self, dream_id: str, status: str, mode: Mode, *,
+        An expired job that already ran `MAX_ATTEMPTS` times is failed with
+        `interrupted` instead, and the next one is looked at.
+        """
+        def claim(conn: sa.Connection) -> Claim:
+            now = _now()
+            interrupted: list[str] = []
+            for condition in (_expired(now), _QUEUED):
+                oldest = (sa.select(jobs.c.id, jobs.c.attempts).where(condition)
+                          .order_by(jobs.c.created_at, jobs.c.id).limit(1)
+                          .with_for_update(skip_locked=True))
+                while (row := conn.execute(oldest).first()) is not None:
+                    mine = jobs.update().where(jobs.c.id == row.id, condition)
+                    if row.attempts >= MAX_ATTEMPTS:
+                        conn.execute(mine.values(status="failed", error=INTERRUPTED, finished_at=now,
+                                                 lease_expires_at=None))
+                        interrupted.append(row.id)
+                        continue
+                    claimed = conn.execute(mine.values(
+                        status="running", started_at=now, attempts=jobs.c.attempts + 1,
+                        runner=runner, lease_expires_at=now + timedelta(seconds=lease_s)))
+                    if claimed.rowcount == 0:  # cannot happen under the row lock; never run it twice
+                        break
+                    inputs = conn.execute(sa.select(*_INPUTS).where(jobs.c.id == row.id)).one()
+                    return Claim((row.id, dict(inputs._mapping)), interrupted)
+            return Claim(None, interrupted)
+
+        return await self.db.write(claim)
+
+    async def renew(self, runner: str, dream_ids: Collection[str], lease_s: float) -> set[str]:
+        """Extend the leases of `runner`'s running jobs among `dream_ids`; returns
+        those it lost: deleted, or taken over by another process."""
+        def renew(conn: sa.Connection) -> set[str]:
+            conn.execute(
+                jobs.update().where(jobs.c.id.in_(dream_ids), jobs.c.runner == runner,
+                                    jobs.c.status == "running")
+                .values(lease_expires_at=_now() + timedelta(seconds=lease_s)))
+            # A job this runner has just finished is not lost.
+            kept = conn.execute(sa.select(jobs.c.id).where(
+                jobs.c.id.in_(dream_ids), jobs.c.runner == runner)).scalars()
+            return set(dream_ids) - set(kept)
+
+        return await self.db.write(renew)
+
+    async def finish(self, dream_id: str, runner: str, status: str, mode: Mode, *,
                      result: dict[str, Any] | None = None, error: str | None = None) -> bool:
-        """Record a running job's end; False if it was deleted meanwhile."""
+        """Record the end of `runner`'s run; False if the job was deleted or taken over meanwhile."""
         return await self.db.write(lambda conn: conn.execute(
-            jobs.update().where(jobs.c.id == dream_id, jobs.c.status == "running")
-            .values(status=status, mode=mode, result=result, error=error, finished_at=_now())
+            jobs.update().where(jobs.c.id == dream_id, jobs.c.status == "running",
+                                jobs.c.runner == runner)
+            .values(status=status, mode=mode, result=result, error=error, finished_at=_now(),
+                    lease_expires_at=None)
         ).rowcount > 0)
 
-    async def recover(self) -> list[str]:
-        """After a stop: requeue interrupted jobs once, fail them the second time.
+    async def release(self, runner: str, dream_ids: Collection[str]) -> None:
+        """End the leases of `runner`'s running jobs now (it stops): any live process takes them."""
+        await self.db.write(lambda conn: conn.execute(
+            jobs.update().where(jobs.c.id.in_(dream_ids), jobs.c.runner == runner,
+                                jobs.c.status == "running")
+            .values(lease_expires_at=_now())))
 
-        Returns the queued jobs, oldest first, for the runner to take.
-        """
-        def requeue(conn: sa.Connection) -> list[str]:
-            conn.execute(
-                jobs.update().where(jobs.c.status == "running", jobs.c.attempts >= MAX_ATTEMPTS)
-                .values(status="failed", error=INTERRUPTED, finished_at=_now()))
-            conn.execute(
-                jobs.update().where(jobs.c.status == "running")
-                .values(status="queued", started_at=None))
-            return list(conn.execute(
-                sa.select(jobs.c.id).where(jobs.c.status == "queued")
-                .order_by(jobs.c.created_at, jobs.c.id)).scalars())
+    async def expire_dead(self, me: Incarnation) -> list[str]:
+        """End the leases of running jobs whose runner is certainly dead
+        (`Incarnation.is_dead`): a restarted host takes its own jobs back at
+        once instead of after their lease. Returns those jobs."""
+        def expire(conn: sa.Connection) -> list[str]:
+            rows = conn.execute(sa.select(jobs.c.id, jobs.c.runner).where(jobs.c.status == "running"))
+            dead = [row.id for row in rows if row.runner and me.is_dead(row.runner)]
+            if dead:
+                conn.execute(jobs.update().where(jobs.c.status == "running", jobs.c.id.in_(dead))
+                             .values(lease_expires_at=_now()))
+            return dead
 
-        return await self.db.write(requeue)
+        return await self.db.write(expire)
 
     async def counts(self) -> dict[tuple[str, str], int]:
         """Jobs by (status, mode)."""
