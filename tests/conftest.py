@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
+import sqlalchemy as sa
+from lukhas_kernel._storage import Database, default_url
 from lukhas_kernel.testing import LocalPostgres, LocalRedis, local_postgres, local_redis
 
+T = TypeVar("T")
 PROBLEM = "application/problem+json"
 #: The databases a module marked `both_databases` runs every test on.
 BACKENDS = ("sqlite", "postgres")
@@ -50,6 +54,30 @@ def lukhas_database_url(backend: str, request: pytest.FixtureRequest) -> str | N
     """Every `lukhas_host` of a test runs on the test's backend: a SQLite file
     under tmp_path (None), or a fresh PostgreSQL database."""
     return request.getfixturevalue("postgres_url") if backend == "postgres" else None
+
+
+@pytest.fixture
+def database_url(lukhas_database_url: str | None, tmp_path: Path) -> str:
+    """The URL of the test's database: its PostgreSQL database, or the SQLite
+    file of a host on the default data dir (`tmp_path / "data"`)."""
+    return lukhas_database_url or default_url(tmp_path / "data")
+
+
+@pytest.fixture
+def database_env(lukhas_database_url: str | None) -> dict[str, str]:
+    """Environment for a real `lukhas` process on the test's database (on
+    SQLite nothing: the file under the process's data dir)."""
+    return {"LUKHAS_DATABASE_URL": lukhas_database_url} if lukhas_database_url else {}
+
+
+async def on_database(url: str, fn: Callable[[sa.Connection], T], *, write: bool = False) -> T:
+    """`fn(connection)` on the database at `url` as the host runs it (any backend):
+    a read, or with `write` a transaction committed when `fn` returns."""
+    db = Database(url, timeout_s=10)
+    try:
+        return await (db.write(fn) if write else db.read(fn))
+    finally:
+        await db.dispose()
 
 
 async def plugin_states(client: Any) -> dict[str, dict[str, Any]]:

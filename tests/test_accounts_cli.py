@@ -7,7 +7,6 @@ Lukhas environment and its data dir under `tmp_path`; every process has a timeou
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -65,9 +64,10 @@ def one_line_error(result: subprocess.CompletedProcess[str], code: int = 1) -> s
     return lines[0]
 
 
-def add_user(tmp_path: Path, name: str, *options: str) -> tuple[str, str]:
+def add_user(tmp_path: Path, name: str, *options: str,
+             env: dict[str, str] | None = None) -> tuple[str, str]:
     """`lukhas users add NAME OPTIONS` → (user_id, token)."""
-    out = ok(cli(tmp_path, "users", "add", name, *options))
+    out = ok(cli(tmp_path, "users", "add", name, *options, env=env))
     lines = out.splitlines()
     assert len(lines) == 2, out
     user_id = re.fullmatch(r"user_id: (usr_[A-Za-z0-9]+)", lines[0])
@@ -371,13 +371,19 @@ def test_unusable_database_url_is_a_bad_setting(tmp_path, url, command):
 
 
 def test_database_driver_not_installed_is_one_line_without_the_password(tmp_path):
-    if importlib.util.find_spec("asyncpg") is not None:
-        pytest.skip("asyncpg is installed here")
+    # asyncpg as it is when not installed: its import fails (a module of that
+    # name on PYTHONPATH, ahead of the installed one, that says so).
+    shadow = tmp_path / "without_asyncpg"
+    shadow.mkdir()
+    (shadow / "asyncpg.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'asyncpg'\", name='asyncpg')\n")
     url = "postgresql+asyncpg://lukhas:s3cret-pw@127.0.0.1:1/lukhas"
-    result = cli(tmp_path, "doctor", env={"LUKHAS_DATABASE_URL": url}, timeout=30)
-    assert result.returncode in (1, 2), result.stderr
-    line = one_line_error(result, result.returncode)
-    assert "asyncpg" in line and "s3cret-pw" not in result.stderr + result.stdout
+    result = cli(tmp_path, "doctor", env={"LUKHAS_DATABASE_URL": url,
+                                          "PYTHONPATH": os.pathsep.join([str(shadow), str(TESTS)])},
+                 timeout=30)
+    assert one_line_error(result, 2) == ("lukhas: invalid setting LUKHAS_DATABASE_URL: the asyncpg driver "
+                                         "is not installed: pip install 'lukhas-kernel[postgres]'")
+    assert "s3cret-pw" not in result.stderr + result.stdout
 
 
 # -- 6. lukhas db upgrade --------------------------------------------------------
@@ -446,3 +452,32 @@ def test_without_auto_migrate_doctor_asks_for_db_upgrade(tmp_path):
     ok(cli(tmp_path, "db", "upgrade", env=env))
     notes = plugin(json.loads(ok(cli(tmp_path, "doctor", env=env))), "notes")
     assert notes["state"] == "active", notes
+
+
+# -- 8. PostgreSQL ------------------------------------------------------------------
+
+
+def test_postgres_db_upgrade_users_add_and_serve(tmp_path, postgres_url):
+    env = {"LUKHAS_DATABASE_URL": postgres_url}
+    assert not_installed(ok(cli(tmp_path, "db", "upgrade", env=env))) == ["lukhas: ok"]
+    user_id, token = add_user(tmp_path, "ada", "--tier", "premium", env=env)
+    listed = json.loads(ok(cli(tmp_path, "users", "list", "--json", env=env)))["items"]
+    assert [(u["user_id"], u["tier"]) for u in listed] == [(user_id, "premium")]
+    assert datetime.fromisoformat(listed[0]["created_at"]).tzinfo is not None
+    with serving(tmp_path, env) as host:
+        status, _, body = get(f"{host.url}/api/v1/users/{user_id}", token)
+        assert status == 200, body
+        assert json.loads(body)["username"] == "ada"
+    assert not db_file(tmp_path).exists()  # nothing was written to a SQLite file
+
+
+@pytest.mark.parametrize("command", [["serve"], ["db", "upgrade"], ["users", "add", "ada"]],
+                         ids=["serve", "db-upgrade", "users-add"])
+def test_postgres_unreachable_is_one_line_exit_1(tmp_path, command):
+    url = f"postgresql+asyncpg://lukhas:s3cret-pw@127.0.0.1:{free_port()}/lukhas"  # nobody listens
+    result = cli(tmp_path, *command, env={"LUKHAS_DATABASE_URL": url, "LUKHAS_PORT": str(free_port())},
+                 timeout=30)
+    line = one_line_error(result)
+    assert line.startswith("lukhas: cannot open database postgresql+asyncpg://lukhas:***@127.0.0.1:"), line
+    assert "ConnectionRefusedError" in line
+    assert "s3cret-pw" not in result.stderr + result.stdout

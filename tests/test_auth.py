@@ -7,6 +7,8 @@ import structlog
 from conftest import problem
 from lukhas_kernel.testing import KERNEL_KEY
 
+pytestmark = pytest.mark.both_databases
+
 PLUGINS = ["sample_plugins.healthy", "sample_plugins.notes", "sample_plugins.profile_faults"]
 
 # Every /api/v1 route the host mounts here, with a body where it needs one.

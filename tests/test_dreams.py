@@ -15,6 +15,8 @@ from lukhas_dreams import compute, engine
 from lukhas_kernel.testing import KERNEL_KEY
 from prometheus_client import CollectorRegistry, generate_latest
 
+pytestmark = pytest.mark.both_databases
+
 DREAMS = "dreams=lukhas_dreams.plugin"
 
 

@@ -14,7 +14,7 @@ import pytest
 from dream_inputs import LONG
 from test_accounts_cli import add_user, get, post, serving
 
-pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.both_databases]
 
 ENV = {"DREAMS_MAX_RUNNING": "1"}
 
@@ -35,9 +35,9 @@ def wait_for(url: str, token: str, dream_id: str, statuses: set[str], timeout_s:
     raise AssertionError(f"{dream_id} never reached {statuses}: {found}")
 
 
-def kill_mid_job(tmp_path: Path, token: str, dream_id: str | None = None) -> str:
+def kill_mid_job(tmp_path: Path, env: dict[str, str], token: str, dream_id: str | None = None) -> str:
     """Start a host, (submit and) wait for the dream to run, then SIGKILL the host."""
-    with serving(tmp_path, ENV, expect_exit=None) as host:
+    with serving(tmp_path, env, expect_exit=None) as host:
         if dream_id is None:
             dream_id = post(f"{host.url}/api/v1/dreams/parallel", token, LONG, 202)["dream_id"]
         wait_for(host.url, token, dream_id, {"running"})
@@ -46,19 +46,21 @@ def kill_mid_job(tmp_path: Path, token: str, dream_id: str | None = None) -> str
     return dream_id
 
 
-def test_job_left_running_is_run_again_once(tmp_path):
-    _, token = add_user(tmp_path, "alice")
-    dream_id = kill_mid_job(tmp_path, token)
-    with serving(tmp_path, ENV) as host:
+def test_job_left_running_is_run_again_once(tmp_path, database_env):
+    env = {**ENV, **database_env}
+    _, token = add_user(tmp_path, "alice", env=database_env)
+    dream_id = kill_mid_job(tmp_path, env, token)
+    with serving(tmp_path, env) as host:
         done = wait_for(host.url, token, dream_id, {"completed", "failed"})
     assert done["status"] == "completed" and done["result"]["branches"], done
 
 
-def test_job_interrupted_twice_is_failed_interrupted(tmp_path):
-    _, token = add_user(tmp_path, "alice")
-    dream_id = kill_mid_job(tmp_path, token)
-    kill_mid_job(tmp_path, token, dream_id)  # its second run is killed too
-    with serving(tmp_path, ENV) as host:
+def test_job_interrupted_twice_is_failed_interrupted(tmp_path, database_env):
+    env = {**ENV, **database_env}
+    _, token = add_user(tmp_path, "alice", env=database_env)
+    dream_id = kill_mid_job(tmp_path, env, token)
+    kill_mid_job(tmp_path, env, token, dream_id)  # its second run is killed too
+    with serving(tmp_path, env) as host:
         done = job(host.url, token, dream_id)
         assert (done["status"], done["error"]) == ("failed", "interrupted")
         status, _, body = get(f"{host.url}/api/v1/dreams/list", token)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import os
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -12,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import structlog
-from conftest import problem
+from conftest import on_database, problem
 from lukhas_glyphs import clock
+from lukhas_glyphs.audit import audit as audit_table
 from lukhas_kernel.testing import KERNEL_KEY
 from test_cli import TESTS
+
+pytestmark = pytest.mark.both_databases
 
 GLYPHS = "glyphs=lukhas_glyphs.plugin"
 BIND = {"source": "user:ada", "target": "doc:q3-report", "symbol": "LINK"}
@@ -42,9 +48,11 @@ async def audit(client: Any, **query: str) -> list[dict[str, Any]]:
     return (await response.json())["items"]
 
 
-def audit_verify(data_dir: Path) -> subprocess.CompletedProcess[str]:
+def audit_verify(data_dir: Path, database_env: dict[str, str] | None = None,
+                 ) -> subprocess.CompletedProcess[str]:
+    """`lukhas glyphs audit-verify` on the data dir's database (or `database_env`'s)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUKHAS_")}
-    env.update(LUKHAS_DATA_DIR=str(data_dir), PYTHONPATH=str(TESTS))
+    env.update(LUKHAS_DATA_DIR=str(data_dir), PYTHONPATH=str(TESTS), **(database_env or {}))
     return subprocess.run([sys.executable, "-m", "lukhas_kernel", "glyphs", "audit-verify"],
                           env=env, capture_output=True, text=True, timeout=60)
 
@@ -183,7 +191,8 @@ async def test_key_rotation_and_generated_key(lukhas_host, monkeypatch, tmp_path
     assert (await validate(again, token))["valid"] is True
 
 
-async def test_audit_is_admin_only_filterable_and_chained(lukhas_host, tmp_path):
+async def test_audit_is_admin_only_filterable_and_chained(lukhas_host, tmp_path, database_url,
+                                                          database_env):
     client = await lukhas_host([GLYPHS])
     _, token = await client.app[KERNEL_KEY].services.accounts.create_user("ada")
     ada = {"Authorization": f"Bearer {token}"}
@@ -203,17 +212,20 @@ async def test_audit_is_admin_only_filterable_and_chained(lukhas_host, tmp_path)
     await problem(await client.delete(f"/api/v1/glyphs/{mine['glyph_id']}", headers=ada), 404)
 
     data_dir = tmp_path / "data"
-    intact = audit_verify(data_dir)
+    intact = audit_verify(data_dir, database_env)
     assert intact.returncode == 0 and "intact: 3 entries" in intact.stdout, intact.stderr
-    with sqlite3.connect(data_dir / "lukhas.db") as db:
-        db.execute("UPDATE glyphs_audit SET actor = 'someone-else' WHERE seq = 2")
-    broken = audit_verify(data_dir)
+    await on_database(database_url, lambda db: db.execute(
+        audit_table.update().where(audit_table.c.seq == 2).values(actor="someone-else")), write=True)
+    broken = audit_verify(data_dir, database_env)
     assert broken.returncode == 1
     assert broken.stdout.startswith("audit chain broken at entry 2: its contents do not match")
-    with sqlite3.connect(data_dir / "lukhas.db") as db:
-        db.execute("UPDATE glyphs_audit SET actor = ? WHERE seq = 2", (hers["created_by"],))
-        db.execute("DELETE FROM glyphs_audit WHERE seq = 1")
-    assert "entry 2: its prev_hash" in audit_verify(data_dir).stdout
+
+    def drop_first(db: sa.Connection) -> None:
+        db.execute(audit_table.update().where(audit_table.c.seq == 2).values(actor=hers["created_by"]))
+        db.execute(audit_table.delete().where(audit_table.c.seq == 1))
+
+    await on_database(database_url, drop_first, write=True)
+    assert "entry 2: its prev_hash" in audit_verify(data_dir, database_env).stdout
 
 
 async def test_binds_are_rate_limited_per_caller(lukhas_host):
@@ -242,7 +254,7 @@ async def test_openapi_documents_the_glyph_routes(lukhas_host):
             "/api/v1/glyphs/audit", "/api/v1/glyphs/{glyph_id}"} <= set(document["paths"])
 
 
-async def test_two_hosts_on_one_database_keep_one_chain(lukhas_host, tmp_path):
+async def test_two_hosts_on_one_database_keep_one_chain(lukhas_host, tmp_path, database_env):
     data = tmp_path / "shared"
     first = await lukhas_host([GLYPHS], data_dir=data)
     second = await lukhas_host([GLYPHS], data_dir=data)
@@ -252,8 +264,20 @@ async def test_two_hosts_on_one_database_keep_one_chain(lukhas_host, tmp_path):
     await validate(first, "garbage")
     entries = await audit(second)
     assert len(entries) == 7
-    result = audit_verify(data)
+    result = audit_verify(data, database_env)
     assert result.returncode == 0 and "intact: 7 entries" in result.stdout, result.stdout
+
+
+async def test_concurrent_binds_on_two_hosts_keep_one_chain(lukhas_host, tmp_path, database_env):
+    # Binds racing on one database, from two hosts at once: every one is
+    # answered 201, and each lands exactly once, on one unbroken chain.
+    data = tmp_path / "shared"
+    hosts = [await lukhas_host([GLYPHS], data_dir=data) for _ in range(2)]
+    made = await asyncio.gather(*(bind(host, target=f"doc:{n}") for n in range(15) for host in hosts))
+    entries = await audit(hosts[0])
+    assert sorted(e["glyph_id"] for e in entries) == sorted(g["glyph_id"] for g in made)
+    result = audit_verify(data, database_env)
+    assert result.returncode == 0 and "intact: 30 entries" in result.stdout, result.stdout + result.stderr
 
 
 async def test_audit_log_line_carries_the_request_id(lukhas_host):
@@ -269,3 +293,20 @@ async def test_audit_log_line_carries_the_request_id(lukhas_host):
         structlog.configure(processors=processors)
     [entry] = [e for e in capture.entries if e["event"] == "glyphs.audit"]
     assert (entry["request_id"], entry["plugin"], entry["action"]) == ("audit-1", "glyphs", "create")
+
+
+def cursor_of(*key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+async def test_values_no_database_can_compare_are_client_errors(lukhas_host, backend):
+    # Never a 503 ("storage unavailable") for what the client sent, on either database.
+    client = await lukhas_host([GLYPHS])
+    await bind(client)
+    for path, cursor in [("/api/v1/glyphs/bindings/list", cursor_of("2026-01-01T00:00:00", "gly_x")),
+                         ("/api/v1/glyphs/bindings/list", cursor_of("2026-01-01T00:00:00+00:00", "gly_\0")),
+                         ("/api/v1/glyphs/audit", cursor_of(2**40))]:
+        await problem(await client.get(path, params={"cursor": cursor}), 422)
+    # A NUL in a string: SQLite compares it (no such actor), PostgreSQL cannot store or compare it.
+    nul = await client.get("/api/v1/glyphs/audit", params={"actor": "usr_\0"})
+    assert nul.status == {"sqlite": 200, "postgres": 422}[backend], await nul.text()

@@ -14,7 +14,7 @@ import pytest
 from test_accounts_cli import add_user, data_dir, get, send, serving
 from test_glyphs import BIND, audit_verify
 
-pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.both_databases]
 
 # Warnings only: not a log line per request to write while under load.
 ENV = {"GLYPHS_BIND_RATE_LIMIT": "100000/minute", "LUKHAS_LOG_LEVEL": "warning"}
@@ -36,11 +36,12 @@ def bind_until_refused(url: str, token: str, acknowledged: list[str], stop: thre
             acknowledged.append(json.loads(answer)["glyph_id"])
 
 
-def test_acknowledged_binds_survive_kill_9(tmp_path):
-    _, token = add_user(tmp_path, "ada")
+def test_acknowledged_binds_survive_kill_9(tmp_path, database_env):
+    env = {**ENV, **database_env}
+    _, token = add_user(tmp_path, "ada", env=database_env)
     acknowledged: list[str] = []
     stop = threading.Event()
-    with serving(tmp_path, ENV, expect_exit=None) as host:
+    with serving(tmp_path, env, expect_exit=None) as host:
         clients = [threading.Thread(target=bind_until_refused, args=(host.url, token, acknowledged, stop))
                    for _ in range(CLIENTS)]
         for client in clients:
@@ -55,9 +56,9 @@ def test_acknowledged_binds_survive_kill_9(tmp_path):
             client.join(timeout=30)
     assert len(acknowledged) >= 200, "too few binds before the kill"
 
-    with serving(tmp_path, ENV) as host:
+    with serving(tmp_path, env) as host:
         for glyph_id in acknowledged:
             status, _, body = get(f"{host.url}/api/v1/glyphs/{glyph_id}", token)
             assert status == 200, (glyph_id, body)
-    verified = audit_verify(data_dir(tmp_path))
+    verified = audit_verify(data_dir(tmp_path), database_env)
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -14,6 +14,8 @@ from conftest import problem
 from lukhas_kernel.testing import KERNEL_KEY
 from prometheus_client import CollectorRegistry, generate_latest
 
+pytestmark = pytest.mark.both_databases
+
 VIVOX = "vivox=lukhas_vivox.plugin"
 DAY0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 

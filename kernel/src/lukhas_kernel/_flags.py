@@ -48,12 +48,13 @@ class FlagStore:
 
     async def save(self, changes: Mapping[str, bool], actor: str | None) -> None:
         """Write every change in one transaction (all or nothing)."""
+        # An upsert: two processes setting a new flag at once must not collide.
+        upsert = self.db.upsert(flags)
         async with self.db.begin() as conn:
             for name, value in changes.items():
                 values = {"value": value, "updated_at": now(), "updated_by": actor}
-                updated = await conn.execute(flags.update().where(flags.c.name == name).values(values))
-                if updated.rowcount == 0:
-                    await conn.execute(flags.insert().values(name=name, **values))
+                await conn.execute(upsert.values(name=name, **values).on_conflict_do_update(
+                    index_elements=[flags.c.name], set_=values))
 
 
 class RuntimeFlags:

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from ._auth import USER_KEY, authenticate, guard_for, needs_token
 from ._kernel import Kernel
@@ -78,6 +78,8 @@ def _to_problem(request: web.Request, exc: Exception, owner: PluginRecord | None
     if isinstance(exc, IntegrityError):
         return problem_response(409, "the request conflicts with stored data",
                                 type="urn:lukhas:problem:conflict")
+    if isinstance(exc, DataError):  # a server database refused a value of the request
+        return problem_response(422, "a value of the request cannot be stored or compared")
     if isinstance(exc, (SQLAlchemyError, TimeoutError)):
         log.warning("storage.unavailable", path=request.path, reason=f"{type(exc).__name__}: {exc}"[:300],
                     plugin=owner.name if owner else None)

@@ -107,12 +107,28 @@ def _restore(value: Any, column: sa.ColumnElement[Any]) -> Any:
         return value
     if python_type is datetime and isinstance(value, str):
         try:
-            return datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(value)
         except ValueError:
             raise _foreign_cursor() from None
+        if moment.tzinfo is None:  # every stored key is aware UTC; a naive one was not sent
+            raise _foreign_cursor()
+        return moment
     if not isinstance(value, python_type):
         raise _foreign_cursor()
+    # Values no key can hold, which a server database refuses to even compare
+    # (PostgreSQL: an integer past the column's range, a NUL in a string).
+    if isinstance(value, int) and not -_int_bound(column) <= value < _int_bound(column):
+        raise _foreign_cursor()
+    if isinstance(value, str) and "\x00" in value:
+        raise _foreign_cursor()
     return value
+
+
+def _int_bound(column: sa.ColumnElement[Any]) -> int:
+    """2**(bits - 1) of the key column's integer type."""
+    if isinstance(column.type, sa.SmallInteger):
+        return 2**15
+    return 2**63 if isinstance(column.type, sa.BigInteger) else 2**31
 
 
 def _foreign_cursor() -> ProblemError:

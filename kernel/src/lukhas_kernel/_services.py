@@ -20,6 +20,8 @@ from ._storage import Database, StorageError, default_url
 __all__ = ["KERNEL_MIGRATIONS", "Services", "database_from"]
 
 KERNEL_MIGRATIONS = Path(__file__).parent / "migrations"
+#: The kernel's extra that installs each supported server database driver.
+_DRIVER_EXTRAS = {"asyncpg": "postgres"}
 
 
 @dataclass
@@ -64,7 +66,13 @@ def database_from(settings: KernelSettings) -> Database:
     url = settings.database_url or default_url(settings.data_dir)
     try:
         return Database(url, settings.db_timeout_s, settings.db_busy_timeout_ms)
-    except (SQLAlchemyError, ImportError) as exc:  # unparsable URL, unknown or sync driver
+    except ImportError as exc:  # a driver that is not installed: name the extra that installs it
+        driver = make_url(url).get_driver_name()
+        extra = _DRIVER_EXTRAS.get(driver)
+        reason = (f"the {driver} driver is not installed: pip install 'lukhas-kernel[{extra}]'"
+                  if extra else describe(exc))
+        raise SettingsError("LUKHAS_DATABASE_URL", reason) from None
+    except SQLAlchemyError as exc:  # unparsable URL, unknown or sync driver
         raise SettingsError("LUKHAS_DATABASE_URL", describe(exc)) from None
     except OSError as exc:
         shown = make_url(url).render_as_string(hide_password=True)

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ._sqlite_threads import WRITE, SqliteThreads, tune_sqlite
@@ -84,6 +85,49 @@ def default_url(data_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{data_dir.resolve() / 'lukhas.db'}"
 
 
+def _asyncpg_connect_args(timeout_s: float, busy_timeout_ms: int) -> dict[str, Any]:
+    """PostgreSQL's side of the storage timeout and the busy timeout.
+
+    The client stops waiting after `timeout_s` (`asyncio.timeout`); the
+    server is told to stop too (`statement_timeout`), so an abandoned query
+    does not hold locks or a backend. A statement waits for a lock at most
+    `busy_timeout_ms` (`lock_timeout`), as SQLite waits for its write lock;
+    0 there means "do not wait", which PostgreSQL spells 1 ms (0 is forever).
+    """
+    return {"timeout": timeout_s,  # connecting
+            "server_settings": {"application_name": "lukhas",
+                                "statement_timeout": str(max(1, round(timeout_s * 1000))),
+                                "lock_timeout": str(max(1, busy_timeout_ms))}}
+
+
+def _connect_reporting_os_errors(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """Connect; a server that cannot be reached is a storage error like any other.
+
+    asyncpg raises OSError (refused, reset, unknown host) when it cannot
+    connect, which SQLAlchemy passes on unwrapped: as the driver's
+    OperationalError it is wrapped, and answered 503 like the rest instead
+    of a 500 for an unknown exception.
+    """
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as exc:
+        raise dialect.loaded_dbapi.OperationalError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _data_errors_as_such(context: ExceptionContext) -> BaseException | None:
+    """A value the server refuses (SQLSTATE class 22: a NUL in a string, an
+    integer past its column's range) as `sqlalchemy.exc.DataError`, which the
+    host answers 422: asyncpg's are otherwise wrapped as a generic DBAPIError,
+    indistinguishable from an outage (503)."""
+    original = context.original_exception
+    if (isinstance(context.sqlalchemy_exception, sa.exc.DBAPIError)
+            and not isinstance(context.sqlalchemy_exception, sa.exc.DataError)
+            and str(getattr(original, "sqlstate", None) or "").startswith("22")):
+        return sa.exc.DataError(context.statement, context.parameters, original,
+                                hide_parameters=True)
+    return None
+
+
 class Database:
     """The engine plus the timeout every statement runs under.
 
@@ -107,7 +151,12 @@ class Database:
         sqlite_file = self.is_sqlite and self.url.database not in (None, "", ":memory:")
         if sqlite_file:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        if self.url.get_driver_name() == "asyncpg":
+            options["connect_args"] = _asyncpg_connect_args(timeout_s, busy_timeout_ms)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        if not self.is_sqlite:
+            event.listen(self.engine.sync_engine, "do_connect", _connect_reporting_os_errors)
+            event.listen(self.engine.sync_engine, "handle_error", _data_errors_as_such)
         # Alembic keeps its migration context in module globals: one at a time.
         self._migrating = asyncio.Lock()
         # SQLite has one writer. Queueing this process's write transactions
@@ -187,6 +236,16 @@ class Database:
                 abandoned.set()
                 raise
 
+    def upsert(self, table: sa.Table) -> Any:
+        """An INSERT into `table` that takes `.on_conflict_do_update(...)` or
+        `.on_conflict_do_nothing(...)`: SQLite and PostgreSQL spell it alike,
+        each in its own dialect's construct."""
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        return insert(table)
+
     async def ping(self) -> None:
         async with self.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
@@ -227,6 +286,10 @@ class Database:
 
         def run(connection: sa.Connection) -> str | None:
             config.attributes["connection"] = connection
+            if connection.dialect.name == "postgresql":
+                # Migrations are not bound by the storage timeout (a table rewrite
+                # may take long); waiting for a lock still is (`lock_timeout`).
+                connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
             head = ScriptDirectory.from_config(config).get_current_head()
             current = MigrationContext.configure(
                 connection, opts={"version_table": table}).get_current_revision()

@@ -83,14 +83,6 @@ class VivoxStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _upsert(self, table: sa.Table) -> Any:
-        # Both backends spell INSERT … ON CONFLICT the same way.
-        if self.db.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        return insert(table)
-
     async def add(self, user_id: str, batch: Sequence[Interaction]) -> None:
         """Store `batch` and its aggregates in one transaction: all or nothing."""
         rows = [{"user_id": user_id, "timestamp": i.timestamp.astimezone(UTC), "valence": i.valence,
@@ -99,8 +91,8 @@ class VivoxStore:
         first = min(row["timestamp"] for row in rows)
         last = max(row["timestamp"] for row in rows)
         now = datetime.now(UTC)
-        count_upsert = self._upsert(daily)
-        profile_upsert = self._upsert(profiles)
+        count_upsert = self.db.upsert(daily)
+        profile_upsert = self.db.upsert(profiles)
         async with self.db.begin() as conn:
             await conn.execute(interactions.insert(), rows)
             await conn.execute(
