@@ -9,6 +9,7 @@ from importlib_metadata import PackageNotFoundError, version
 
 from ._accounts import User
 from ._auth import current_user, request_user
+from ._cache import CacheRegion
 from ._cli_common import with_database
 from ._context import HealthCheck, PluginContext, PluginInfo
 from ._fields import IsoDate, JsonInt, Rfc3339Datetime
@@ -32,6 +33,7 @@ hookimpl = pluggy.HookimplMarker("lukhas")
 
 __all__ = [
     "PLUGIN_API_VERSION",
+    "CacheRegion",
     "CheckResult",
     "Database",
     "HealthCheck",

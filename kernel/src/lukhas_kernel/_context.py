@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ._accounts import User
+from ._cache import Cache, CacheRegion
 from ._settings import KernelSettings, PluginSettings
 from ._storage import Database
 
@@ -61,6 +62,7 @@ class PluginContext:
     state: dict[str, Any] = field(default_factory=dict)
     kernel: KernelView | None = field(default=None, repr=False)  # set for every loaded plugin
     _find_user: Callable[[str], Awaitable[User | None]] | None = field(default=None, repr=False)
+    _cache: Cache | None = field(default=None, repr=False)
     _degraded_reason: str | None = None
     _on_change: Callable[[], None] | None = field(default=None, repr=False)
 
@@ -69,16 +71,28 @@ class PluginContext:
         cls, name: str, settings: PluginSettings | None, kernel_settings: KernelSettings,
         db: Database | None, flags: Mapping[str, bool],
         find_user: Callable[[str], Awaitable[User | None]] | None = None,
-        kernel: KernelView | None = None,
+        kernel: KernelView | None = None, cache: Cache | None = None,
     ) -> PluginContext:
         log = structlog.get_logger().bind(plugin=name)
-        return cls(name, settings, kernel_settings, log, db, flags, kernel=kernel, _find_user=find_user)
+        return cls(name, settings, kernel_settings, log, db, flags, kernel=kernel,
+                   _find_user=find_user, _cache=cache)
 
     async def user(self, user_id: str) -> User | None:
         """The user with this id, or None (a plugin never reads the kernel's tables)."""
         if self._find_user is None:
             raise RuntimeError("no storage: users cannot be looked up here")
         return await self._find_user(user_id)
+
+    def cache(self, region: str, model: Any, *, ttl_s: float, size: int) -> CacheRegion[Any]:
+        """A cache region of this plugin for values of type `model` (call it once, in setup).
+
+        In this process with `LUKHAS_CACHE_URL=memory://` (at most `size`
+        entries), shared by every host process with `redis://…`; entries
+        live `ttl_s` seconds (0: nothing is kept). See :class:`CacheRegion`.
+        """
+        if self._cache is None:
+            raise RuntimeError("no cache: the kernel's services are not open here")
+        return self._cache.region(f"{self.name}:{region}", model, ttl_s=ttl_s, size=size)
 
     @property
     def data_dir(self) -> Path:

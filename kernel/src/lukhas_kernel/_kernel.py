@@ -217,7 +217,7 @@ class Kernel:
         context = PluginContext.create(
             record.name, settings, self.settings, self.services.db if self.services else None,
             self.flags.declared, self.services.accounts.get_user if self.services else None,
-            self.view)
+            self.view, self.services.cache if self.services else None)
         context._on_change = lambda: self._apply_degraded(record, context)
         self.contexts[record.name] = context
 

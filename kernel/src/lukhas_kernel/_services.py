@@ -1,4 +1,4 @@
-"""The kernel's own services: storage, accounts, rate limits, persisted flags."""
+"""The kernel's own services: storage, accounts, rate limits, cache, persisted flags."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ._accounts import Accounts
+from ._cache import Cache
 from ._flags import FlagStore
 from ._isolation import describe
 from ._ratelimit import RateLimits
@@ -30,6 +31,7 @@ class Services:
     accounts: Accounts
     limits: RateLimits
     flags: FlagStore
+    cache: Cache
     # Set when this start created the first admin: shown once, never logged.
     first_admin_token: str | None = None
 
@@ -39,6 +41,9 @@ class Services:
 
         Raises StorageError (one line) when the database cannot be used.
         """
+        # Unusable URIs stop start-up before the database is touched.
+        limits = RateLimits(settings.rate_limit_storage, settings.db_timeout_s)
+        cache = Cache(settings.cache_url, settings.db_timeout_s)
         db = database_from(settings)
         try:
             await db.migrate("lukhas", KERNEL_MIGRATIONS, upgrade=settings.auto_migrate)
@@ -50,10 +55,11 @@ class Services:
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             await _dispose_failed(db)
             raise StorageError(f"cannot open database {db.shown_url}: {describe(exc)}") from None
-        limits = RateLimits(settings.rate_limit_storage, settings.db_timeout_s)
-        return cls(db, accounts, limits, FlagStore(db), token)
+        return cls(db, accounts, limits, FlagStore(db), cache, token)
 
     async def close(self) -> None:
+        await self.limits.close()
+        await self.cache.close()
         await self.db.dispose()
 
 

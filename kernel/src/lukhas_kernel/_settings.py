@@ -96,6 +96,7 @@ class KernelSettings(PluginSettings):
     auto_migrate: bool = True
     auth_cache_ttl_s: float = Field(5.0, ge=0)
     rate_limit_storage: str = "memory://"
+    cache_url: str = "memory://"
     log_format: Literal["console", "json"] | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     chaos_enabled: bool = False

@@ -1,21 +1,24 @@
-"""Drift metrics and daily series from the store, and the per-user metrics cache.
+"""Drift metrics and daily series from the store, through the per-user metrics cache.
 
 A day's drift is computed over everything up to that day's end: the window
 is the last 50 interactions before it, and the history's decision counts
 are the counts up to that day minus the window's. Only days with
 interactions change the value, so only they (and a series' first day) need
 a window read; the counts come from the daily aggregates.
+
+The cache is the kernel's (`context.cache`): in this process, or shared by
+every host process through Redis, so an update made through one process is
+seen by the next read through any other.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 
-from cachetools import TTLCache
+from lukhas_kernel import CacheRegion
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import formulas
@@ -31,18 +34,18 @@ class UnknownUser(Exception):
 
 
 class DriftEngine:
-    def __init__(self, store: VivoxStore, metrics: VivoxMetrics, ttl_s: float, size: int) -> None:
+    def __init__(self, store: VivoxStore, metrics: VivoxMetrics,
+                 cache: CacheRegion[DriftMetrics]) -> None:
         self.store = store
         self.metrics = metrics
-        self._cache: TTLCache[str, DriftMetrics] | None = TTLCache(size, ttl_s) if ttl_s > 0 else None
-        self._pending: dict[str, asyncio.Future[DriftMetrics]] = {}
-        # Bumped by every update: a computation that started before one is not cached.
-        self._versions: Counter[str] = Counter()
+        self.cache = cache
 
     def invalidate(self, user_id: str) -> None:
-        self._versions[user_id] += 1
-        if self._cache is not None:
-            self._cache.pop(user_id, None)
+        """After an update: no metrics computed before it are served again.
+
+        Other host processes see it once delivered, which the next read does first.
+        """
+        self.cache.invalidate(user_id)
 
     async def current(self, user_id: str,
                       on_miss: Callable[[], Awaitable[object]] | None = None) -> DriftMetrics:
@@ -50,31 +53,15 @@ class DriftEngine:
 
         `on_miss` runs before a computation (e.g. to check the user exists).
         """
-        hit = self._cache.get(user_id) if self._cache is not None else None
-        self.metrics.cache.labels(result="miss" if hit is None else "hit").inc()
-        if hit is not None:
-            return hit
-        if on_miss is not None:
-            await on_miss()
-        pending = self._pending.get(user_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[DriftMetrics] = asyncio.get_running_loop().create_future()
-        self._pending[user_id] = future
-        version = self._versions[user_id]
-        try:
-            result = await self.compute(user_id)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody else must
-            raise
-        else:
-            future.set_result(result)
-            if self._cache is not None and self._versions[user_id] == version:
-                self._cache[user_id] = result
-            return result
-        finally:
-            self._pending.pop(user_id, None)
+        async def miss() -> None:
+            self.metrics.cache.labels(result="miss").inc()
+            if on_miss is not None:
+                await on_miss()
+
+        result, hit = await self.cache.get(user_id, lambda: self.compute(user_id), miss)
+        if hit:
+            self.metrics.cache.labels(result="hit").inc()
+        return result
 
     async def compute(self, user_id: str) -> DriftMetrics:
         """Metrics from the store, bypassing the cache."""

@@ -20,7 +20,9 @@ class VivoxSettings(PluginSettings):
     model_config = SettingsConfigDict(env_prefix="VIVOX_")
 
     cache_ttl_s: float = Field(300.0, ge=0, le=86_400, description="how long metrics are cached")
-    cache_size: int = Field(10_000, ge=1, description="users whose metrics are cached at once")
+    cache_size: int = Field(10_000, ge=1, description=(
+        "users whose metrics are cached at once in each process (LUKHAS_CACHE_URL=memory://); "
+        "a Redis cache is bounded by Redis' memory policy"))
     read_rate_limit: str = Field(
         "100/minute", description="`GET /api/v1/drift/{user_id}` per caller; empty: no limit")
 

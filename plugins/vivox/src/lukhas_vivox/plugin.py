@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 
 from .engine import DriftEngine
 from .metrics import VivoxMetrics
-from .models import VivoxSettings
+from .models import DriftMetrics, VivoxSettings
 from .routes import PREFIX, drift_routes
 from .store import VivoxStore
 
@@ -36,8 +36,8 @@ def lukhas_migrations() -> Path:
 async def lukhas_setup(context: PluginContext) -> None:
     settings: VivoxSettings = context.settings  # type: ignore[assignment]
     store, metrics = VivoxStore(context.db), VivoxMetrics()
-    context.state.update(store=store, metrics=metrics, engine=DriftEngine(
-        store, metrics, settings.cache_ttl_s, settings.cache_size))
+    cache = context.cache("drift", DriftMetrics, ttl_s=settings.cache_ttl_s, size=settings.cache_size)
+    context.state.update(store=store, metrics=metrics, engine=DriftEngine(store, metrics, cache))
 
 
 @hookimpl
