@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -9,11 +10,12 @@ from aiohttp import web
 
 from ._chaos import ChaosPlan
 from ._host import KERNEL_KEY, build_app
+from ._isolation import describe
 from ._kernel import Kernel
 from ._services import Services
 from ._settings import KernelSettings, SettingsError, load_config_file, load_kernel_settings
 
-__all__ = ["load_kernel", "create_app", "kernel_settings"]
+__all__ = ["load_kernel", "create_app", "kernel_settings", "migrate_plugins"]
 
 
 def kernel_settings(env_file: str | None = ".env", **overrides: Any) -> tuple[KernelSettings, dict[str, Any]]:
@@ -55,10 +57,31 @@ async def load_kernel(
 
 async def create_app(
     settings: KernelSettings, config: dict[str, Any], *, env_file: str | None = ".env",
-    installed: bool = True,
+    installed: bool = True, first_admin: bool = True,
 ) -> web.Application:
     """Load every plugin, then build the app; its start-up runs the plugins'."""
-    return build_app(await load_kernel(settings, config, env_file=env_file, installed=installed))
+    return build_app(await load_kernel(settings, config, env_file=env_file, installed=installed,
+                                       first_admin=first_admin))
+
+
+async def migrate_plugins(kernel: Kernel, *, upgrade: bool = True) -> dict[str, str]:
+    """Bring every loaded plugin's tables to head (only check unless `upgrade`).
+
+    `kernel` is loaded without set-up; the kernel's own tables were migrated
+    when its storage opened. Returns "ok" or "failed: reason" by owner.
+    """
+    assert kernel.services is not None, "migrating needs storage"
+    results = {"lukhas": "ok"}
+    for name in kernel.contexts:
+        versions = kernel.implementation("lukhas_migrations", name)
+        if versions is None:
+            continue
+        try:
+            await kernel.services.db.migrate(name, Path(versions()), upgrade=upgrade)
+            results[name] = "ok"
+        except Exception as exc:
+            results[name] = f"failed: {describe(exc)}"
+    return results
 
 
 def services_of(app: web.Application) -> Services:

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import sys
+from typing import Any
 
 import click
 import structlog
@@ -19,8 +20,9 @@ from ._cli_common import settings as _settings
 from ._discovery import discover
 from ._isolation import describe
 from ._records import PluginState, PluginView, StartupReport
-from ._settings import SettingsError, flag_name, load_flags
+from ._settings import KernelSettings, SettingsError, flag_name, load_flags
 from ._storage import StorageError
+from ._workers import CannotStart, Supervisor, prepare, serve_worker
 
 __all__ = ["main"]
 
@@ -59,9 +61,15 @@ def main() -> None:
 @main.command()
 @click.option("--host", help="Listen address (LUKHAS_HOST).")
 @click.option("--port", type=int, help="Listen port (LUKHAS_PORT).")
-def serve(host: str | None, port: int | None) -> None:
+@click.option("--workers", type=int, help="Host processes serving the port (LUKHAS_WORKERS, default 1).")
+@click.option("--worker-fd", type=int, hidden=True)  # a worker of `--workers N`: the listening socket
+@click.option("--status-fd", type=int, hidden=True)  # ... and the pipe it reports to its parent on
+def serve(host: str | None, port: int | None, workers: int | None, worker_fd: int | None,
+          status_fd: int | None) -> None:
     """Start the host: load every enabled plugin, then serve HTTP."""
-    settings, config = _settings(host=host, port=port)
+    settings, config = _settings(host=host, port=port, workers=workers)
+    if worker_fd is not None:
+        serve_worker(settings, config, worker_fd, status_fd)
     # Bind now, so a taken port fails before plugins load; aiohttp listens on it
     # only once the app has started, so nobody connects to a host not yet ready.
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
@@ -73,13 +81,13 @@ def serve(host: str | None, port: int | None) -> None:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         _fail(f"cannot listen on {settings.host}:{settings.port}: {reason}", 1)
     url = f"http://{settings.host}:{sock.getsockname()[1]}"
+    if settings.workers > 1:
+        _serve_workers(settings, config, sock, url)
+        return
 
     async def app() -> web.Application:
         application = await create_app(settings, config)
-        token = services_of(application).first_admin_token
-        if token:  # printed once, on the terminal; it never reaches a log
-            click.echo("Created the first admin user 'admin'. Its token, shown only this once:\n"
-                       f"\n    {token}\n\nUse it as 'Authorization: Bearer <token>'.")
+        _show_first_admin(services_of(application).first_admin_token)
 
         async def announce(_: web.Application) -> None:
             structlog.get_logger("lukhas.host").info("lukhas.listening", url=url)
@@ -93,6 +101,23 @@ def serve(host: str | None, port: int | None) -> None:
         _fail(str(exc), 2)
     except StorageError as exc:
         _fail(str(exc), 1)
+
+
+def _serve_workers(settings: KernelSettings, config: dict[str, Any], sock: socket.socket, url: str) -> None:
+    """The parent of `--workers N`: the one-time work, then supervise the workers."""
+    _show_first_admin(_run(prepare(settings, config)))
+    try:
+        Supervisor(settings, sock, url).run()
+    except CannotStart as exc:
+        _fail(str(exc), exc.code)
+    finally:
+        sock.close()
+
+
+def _show_first_admin(token: str | None) -> None:
+    if token:  # printed once, on the terminal; it never reaches a log
+        click.echo("Created the first admin user 'admin'. Its token, shown only this once:\n"
+                   f"\n    {token}\n\nUse it as 'Authorization: Bearer <token>'.")
 
 
 @main.group()

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TypeVar
 
 import click
 
 from ._accounts import TIERS, Accounts
-from ._bootstrap import load_kernel
+from ._bootstrap import load_kernel, migrate_plugins
 from ._cli_common import fail, run, settings
-from ._isolation import describe
 from ._services import Services
 
 __all__ = ["db", "tokens", "users"]
@@ -105,20 +103,10 @@ def db_upgrade() -> None:
 
     async def go() -> dict[str, str]:
         kernel = await load_kernel(upgraded, config, set_up=False, first_admin=False)
-        results = {"lukhas": "ok"}
         try:
-            for name in kernel.contexts:
-                versions = kernel.implementation("lukhas_migrations", name)
-                if versions is None:
-                    continue
-                try:
-                    await kernel.services.db.migrate(name, Path(versions()))
-                    results[name] = "ok"
-                except Exception as exc:
-                    results[name] = f"failed: {describe(exc)}"
+            return await migrate_plugins(kernel)
         finally:
             await kernel.close()
-        return results
 
     results = run(go())
     for owner, outcome in results.items():

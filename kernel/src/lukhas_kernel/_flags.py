@@ -2,7 +2,9 @@
 
 A flag's value at start-up comes from, in order: the environment or `.env`
 when it names the flag, the value last set through the admin API, the config
-file, the default. Changes through the API apply at once and are persisted.
+file, the default. Changes through the API apply at once and are persisted;
+other host processes on the same database apply them when they next read the
+table (every `FLAGS_POLL_S`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from dotenv import dotenv_values
 from ._accounts import metadata, now
 from ._storage import Database
 
-__all__ = ["FlagStore", "explicit_in_environment"]
+__all__ = ["FLAGS_POLL_S", "FlagStore", "explicit_in_environment"]
+
+#: How often a host process reads `lukhas_flags` for changes made by another
+#: one: a change through any process applies in all within this plus a query.
+FLAGS_POLL_S = 0.5
 
 flags = sa.Table(
     "lukhas_flags", metadata,
@@ -70,6 +76,24 @@ class RuntimeFlags:
     async def load_persisted(self) -> None:
         if self.store is not None:
             self._persisted = await self.store.load()
+
+    def remember(self, changes: Mapping[str, bool]) -> None:
+        """Note values this process has just persisted (see `changed_elsewhere`)."""
+        self._persisted = {**self._persisted, **changes}
+
+    async def changed_elsewhere(self) -> dict[str, bool]:
+        """Persisted values that differ from the last ones this process saw:
+        changed through another host process sharing the database.
+
+        They become the last seen. Applying the whole difference converges:
+        every process ends on the last committed value of each flag.
+        """
+        if self.store is None:
+            return {}
+        current = await self.store.load()
+        changed = {name: value for name, value in current.items() if self._persisted.get(name) != value}
+        self._persisted = current
+        return changed
 
     def persisted(self, name: str) -> bool | None:
         """The value last set through the API, unless the environment names the flag."""

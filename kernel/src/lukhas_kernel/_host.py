@@ -16,6 +16,7 @@ from aiohttp import web
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from ._auth import USER_KEY, authenticate, guard_for, needs_token
+from ._flags import FLAGS_POLL_S
 from ._kernel import Kernel
 from ._kernel_routes import kernel_routes
 from ._logging import server_logger
@@ -24,7 +25,7 @@ from ._problems import ProblemError, from_exception, problem_response
 from ._records import PluginRecord, PluginState, Stage
 from ._routing import MAX_TARGET_BYTES, Route, wrap_handler
 
-__all__ = ["KERNEL_KEY", "build_app", "request_id"]
+__all__ = ["KERNEL_KEY", "WORKER_HEADER", "build_app", "request_id"]
 
 KERNEL_KEY = web.AppKey("lukhas_kernel", Kernel)
 REQUEST_ID_KEY = web.RequestKey("lukhas_request_id", str)
@@ -39,6 +40,9 @@ log = structlog.get_logger("lukhas.host")
 # the random half, across processes; far cheaper than `uuid.uuid4()`.
 _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count()
+#: On every answer: the pid of the host process that answered, so that an
+#: operator (and a test) can tell the processes of `lukhas serve --workers N` apart.
+WORKER_HEADER = "X-Lukhas-Worker"
 
 
 def _new_request_id() -> str:
@@ -170,6 +174,7 @@ def build_app(kernel: Kernel) -> web.Application:
 
     app.on_startup.append(start)
     app.cleanup_ctx.append(_periodic_health)
+    app.cleanup_ctx.append(_following_flags)
     app.on_cleanup.append(stop)
     return app
 
@@ -178,6 +183,8 @@ async def _stamp_request_id(request: web.Request, response: web.StreamResponse) 
     request_id = request.get(REQUEST_ID_KEY)
     if request_id:
         response.headers["X-Request-ID"] = request_id
+    # Read per answer, not once at import: cheap, and right in any process.
+    response.headers[WORKER_HEADER] = str(os.getpid())
 
 
 async def _periodic_health(app: web.Application) -> AsyncIterator[None]:
@@ -194,3 +201,30 @@ async def _periodic_health(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _following_flags(app: web.Application) -> AsyncIterator[None]:
+    """Apply run-time flags changed through another host process sharing the
+    database (`lukhas serve --workers N`, or hosts on several machines), off the
+    request path: every FLAGS_POLL_S, one bounded query of `lukhas_flags`."""
+    kernel = app[KERNEL_KEY]
+
+    async def loop() -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(FLAGS_POLL_S)
+            try:
+                await asyncio.wait_for(kernel.follow_flags(), kernel.settings.db_timeout_s)
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                if not failing:  # once per outage, not twice a second
+                    log.warning("flags.follow_failed", reason=f"{type(exc).__name__}: {exc}"[:300])
+                failing = True
+            else:
+                failing = False
+
+    task = asyncio.create_task(loop()) if kernel.flags.store is not None else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -82,7 +82,18 @@ def import_in_thread(module: str, before: Callable[[], None]) -> Awaitable[Modul
     def run() -> None:
         try:
             before()
-            future.set_result(importlib.import_module(module))
+            for attempt in range(3):
+                try:
+                    future.set_result(importlib.import_module(module))
+                    break
+                except RuntimeError as exc:
+                    # Plugins import concurrently; two threads importing modules
+                    # that import each other (prometheus_client's) get Python's
+                    # _DeadlockError instead of a deadlock. Not the plugin's
+                    # fault: the other thread finishes, then this import works.
+                    if type(exc).__name__ != "_DeadlockError" or attempt == 2:
+                        raise
+                    time.sleep(0.01 * (attempt + 1))
         except Exception as exc:
             future.set_exception(exc)
         except BaseException as exc:  # SystemExit at import must not end the host

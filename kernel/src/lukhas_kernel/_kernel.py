@@ -486,16 +486,33 @@ class Kernel:
 
     async def update_flags(self, changes: Mapping[str, bool], actor: str) -> dict[str, bool]:
         """Persist and apply `changes` (names already validated); return every flag."""
-        plugins = {flag_name(name): name for name in self.contexts}
         assert self.flags.store is not None, "changing flags needs storage"
         await self.flags.store.save(changes, actor)
+        self.flags.remember(changes)
+        self._apply_flags(changes)
+        log.info("flags.changed", audit=True, actor=actor, changes=dict(changes))
+        return self.flag_values()
+
+    async def follow_flags(self) -> None:
+        """Apply the flags another host process changed since the last call."""
+        applied = self._apply_flags(await self.flags.changed_elsewhere())
+        if applied:
+            log.info("flags.followed", changes=applied)
+
+    def _apply_flags(self, changes: Mapping[str, bool]) -> dict[str, bool]:
+        """Put `changes` in force; names this host does not have are ignored.
+        Returns those applied (idempotent: applying a value again changes nothing)."""
+        plugins = {flag_name(name): name for name in self.contexts}
+        applied = {}
         for flag, value in changes.items():
             if flag in plugins:
                 self.set_enabled(plugins[flag], value)
-            else:
+            elif flag in self.flags.declared:
                 self.flags.declared[flag] = value
-        log.info("flags.changed", audit=True, actor=actor, changes=dict(changes))
-        return self.flag_values()
+            else:
+                continue
+            applied[flag] = value
+        return applied
 
     # -- request time ------------------------------------------------------
 

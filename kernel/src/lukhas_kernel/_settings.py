@@ -84,6 +84,8 @@ class KernelSettings(PluginSettings):
     data_dir: Path = Path(".lukhas")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    # Host processes serving the one port (`lukhas serve --workers N`); 1 is one process.
+    workers: int = Field(1, ge=1, le=64)
     plugin_timeout_s: float = Field(5.0, gt=0, le=3600)
     request_timeout_s: float = Field(30.0, gt=0, le=3600)
     health_interval_s: float = Field(30.0, gt=0)

@@ -1,5 +1,18 @@
 """The host's Prometheus metrics: HTTP requests, kernel facts, and one scrape of it all.
 
+Multiprocess mode (`lukhas serve --workers N`, N > 1: PROMETHEUS_MULTIPROC_DIR
+set before prometheus-client was imported): every Counter, Histogram and Gauge
+object of every plugin keeps its values in per-process files, and a scrape,
+answered by any worker, exports each such family as merged over every worker
+(`MultiProcessCollector`): counters and histograms summed, dead workers' counts
+included (totals never go down). Families counted in the shared database
+(dream jobs by status, active bindings) or taken from the kernel's view
+(plugin info and state: the same plugins and settings in every worker, flags
+followed within about 1 s; health checks) come from the answering worker once,
+never summed; per-process gauges are Gauge objects with a deliberate mode
+(requests in flight "livesum", start-up times "livemax"); process_* are left
+out (see the plugin's set-up).
+
 Invariants:
 - every label value is drawn from a bounded set: route templates (never raw
   paths), a fixed list of methods, status classes and plugin names;
@@ -10,23 +23,27 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import structlog
 from lukhas_kernel import PluginState, PluginView
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-__all__ = ["BUCKETS", "HttpMetrics", "Scrape", "Totals", "plugin_families"]
+__all__ = ["BUCKETS", "HttpMetrics", "Scrape", "StartupGauge", "Totals", "multiprocess_collector",
+           "plugin_families"]
 
 log = structlog.get_logger("lukhas.observability")
 
 #: Latency buckets (seconds): fine below 100 ms, where a healthy host answers.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LABELS = ("route", "method", "status", "plugin")
+_DURATION = "lukhas_http_request_duration_seconds"
 _STATES = [state for state in PluginState if state is not PluginState.PENDING]
 
 
@@ -40,24 +57,51 @@ class Totals(NamedTuple):
     buckets: tuple[float, ...]
 
 
+def multiprocess_collector() -> MultiProcessCollector | None:
+    """The collector merging every worker's files, in multiprocess mode; else None.
+
+    prometheus-client chose its mode when first imported, from the same
+    variable: read here, it tells which mode this process is in.
+    """
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return MultiProcessCollector(None, path=path) if path else None
+
+
 class HttpMetrics(Collector):
     """Requests by route template, method, status class and owning plugin."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess: MultiProcessCollector | None = None) -> None:
         self.requests = Counter(
             "lukhas_http_requests", "HTTP requests answered, by route template, method, "
             "status class and the plugin owning the route", LABELS, registry=None)
         self.duration = Histogram(
-            "lukhas_http_request_duration_seconds", "Time to answer an HTTP request, by route "
+            _DURATION, "Time to answer an HTTP request, by route "
             "template, method, status class and the plugin owning the route",
             LABELS, buckets=BUCKETS, registry=None)
         self.rate_limited = Counter(
             "lukhas_http_rate_limited_requests", "Requests refused with 429 (rate limit or quota)",
             ("route", "method", "plugin"), registry=None)
         # A plain int: changed only on the event loop, read whole by a scrape.
-        self.in_flight = 0
+        self._in_flight = 0
+        self._multiprocess = multiprocess
+        # Several workers: each one's own count in a Gauge, summed over the
+        # live workers ("livesum": a dead worker answers nothing any more).
+        self._in_flight_gauge = Gauge(
+            "lukhas_http_requests_in_flight", "HTTP requests being answered now", registry=None,
+            multiprocess_mode="livesum") if multiprocess is not None else None
         # Label children looked up once per label set: `labels()` is the costly part.
         self._children: dict[tuple[str, str, str, str], tuple[Counter, Histogram]] = {}
+
+    @property
+    def in_flight(self) -> int:
+        """Requests this process is answering now."""
+        return self._in_flight
+
+    @in_flight.setter
+    def in_flight(self, value: int) -> None:
+        self._in_flight = value
+        if self._in_flight_gauge is not None:
+            self._in_flight_gauge.set(value)
 
     def observe(self, route: str, method: str, status: int, plugin: str, seconds: float) -> None:
         """Count one answered request."""
@@ -71,12 +115,18 @@ class HttpMetrics(Collector):
             self.rate_limited.labels(route, method, plugin).inc()
 
     def totals(self) -> dict[str, Totals]:
-        """Requests so far by owning plugin (from the histogram's own samples)."""
+        """Requests so far by owning plugin (from the histogram's own samples),
+        over every worker in multiprocess mode (then it reads files: call it
+        off the event loop)."""
         count: dict[str, float] = {}
         seconds: dict[str, float] = {}
         errors: dict[str, float] = {}
         buckets: dict[str, dict[str, float]] = {}
-        for metric in self.duration.collect():
+        if self._multiprocess is None:
+            histograms = self.duration.collect()
+        else:
+            histograms = [m for m in self._multiprocess.collect() if m.name == _DURATION]
+        for metric in histograms:
             for sample in metric.samples:
                 plugin = sample.labels["plugin"]
                 if sample.name.endswith("_bucket"):
@@ -127,9 +177,31 @@ def plugin_families(plugins: Iterable[PluginView]) -> Iterator[Metric]:
     yield from (info, state, startup, check_seconds, check_passed)
 
 
+class StartupGauge:
+    """Multiprocess mode: every worker's start-up times, so that a scrape shows
+    the slowest live worker's time for each plugin and stage ("livemax")
+    rather than whichever worker answered. Outside it, the kernel's facts are
+    this one process's and nothing is needed."""
+
+    def __init__(self) -> None:
+        self.gauge = Gauge("lukhas_plugin_startup_seconds", "Time each plugin took in each start-up stage",
+                           ["plugin", "stage"], registry=None, multiprocess_mode="livemax")
+
+    def record(self, plugins: Iterable[PluginView]) -> None:
+        """Write this worker's times (they change only during start-up)."""
+        for plugin in plugins:
+            for stage, ms in plugin.stages_ms.items():
+                self.gauge.labels(plugin.name, stage).set(ms / 1000)
+
+
 class Scrape(Collector):
     """What one `GET /metrics` exports: the kernel's facts about plugins, then
     every serving plugin's own collectors (observability's among them).
+
+    In multiprocess mode a family that every worker writes to its files
+    (Counter, Histogram and Gauge objects) is exported merged over the
+    workers in place of this worker's own: only families the serving
+    plugins export now, so a disabled plugin still leaves nothing behind.
 
     A plugin whose collector raises is left out of this scrape, and a family
     whose name was already exported is dropped, each with a warning: one
@@ -137,12 +209,16 @@ class Scrape(Collector):
     plugin) is collected before the others, so its names always win.
     """
 
-    def __init__(self, plugins: list[PluginView], collectors: dict[str, list[Collector]], first: str) -> None:
+    def __init__(self, plugins: list[PluginView], collectors: dict[str, list[Collector]], first: str,
+                 multiprocess: MultiProcessCollector | None = None) -> None:
         self._plugins = plugins
         self._collectors = sorted(collectors.items(), key=lambda item: item[0] != first)
+        self._multiprocess = multiprocess
 
     def collect(self) -> Iterator[Metric]:
-        families = list(plugin_families(self._plugins))
+        # Read here, in the encoding thread: the files of every worker.
+        merged = {m.name: m for m in self._multiprocess.collect()} if self._multiprocess else {}
+        families = [merged.get(family.name, family) for family in plugin_families(self._plugins)]
         seen = {family.name for family in families}
         yield from families
         for plugin, collectors in self._collectors:
@@ -158,4 +234,4 @@ class Scrape(Collector):
                     log.warning("observability.duplicate_metric", plugin=plugin, metric=family.name)
                     continue
                 seen.add(family.name)
-                yield family
+                yield merged.get(family.name, family)

@@ -12,7 +12,7 @@ from lukhas_kernel import PluginContext, PluginInfo, PluginSettings, Route, hook
 from prometheus_client import PlatformCollector, ProcessCollector, disable_created_metrics
 from prometheus_client.registry import Collector
 
-from .metrics import HttpMetrics
+from .metrics import HttpMetrics, StartupGauge, Totals, multiprocess_collector
 from .middleware import request_middleware
 from .models import ObservabilitySettings
 from .routes import observability_routes
@@ -36,10 +36,15 @@ async def lukhas_setup(context: PluginContext) -> None:
     # No `_created` gauge beside every counter and histogram child: the text
     # format can only carry them as extra series, doubling the exposition.
     disable_created_metrics()
-    http = HttpMetrics()
+    multiprocess = multiprocess_collector()
+    http = HttpMetrics(multiprocess)
+    # process_* describe one process: with several workers a scrape would show
+    # whichever answered, and its CPU counter would seem to reset at random.
+    process = [ProcessCollector(registry=None)] if multiprocess is None else []
     context.state.update(
-        http=http, window=TrafficWindow(settings.status_window_s),
-        collectors=[http, ProcessCollector(registry=None), PlatformCollector(registry=None)])
+        http=http, window=TrafficWindow(settings.status_window_s), multiprocess=multiprocess,
+        startup=StartupGauge() if multiprocess is not None else None,
+        collectors=[http, *process, PlatformCollector(registry=None)])
 
 
 @hookimpl
@@ -62,7 +67,17 @@ def lukhas_middlewares(context: PluginContext) -> list[web.Middleware]:
 @hookimpl
 async def lukhas_startup(context: PluginContext) -> None:
     window: TrafficWindow = context.state["window"]
-    context.state["sampler"] = asyncio.create_task(window.run(context.state["http"].totals))
+    http: HttpMetrics = context.state["http"]
+    startup: StartupGauge | None = context.state["startup"]
+    kernel = context.kernel
+
+    async def read() -> dict[str, Totals]:
+        if startup is not None:  # this worker's start-up times, for other workers' scrapes
+            startup.record(kernel.plugins())
+        # In a thread: with several workers, the totals are read from their files.
+        return await asyncio.to_thread(http.totals)
+
+    context.state["sampler"] = asyncio.create_task(window.run(read))
 
 
 @hookimpl

@@ -12,7 +12,7 @@ from aiohttp import hdrs, web
 from lukhas_kernel import KernelView, PluginContext, Route
 from prometheus_client.exposition import choose_encoder
 
-from .metrics import HttpMetrics, Scrape
+from .metrics import HttpMetrics, Scrape, StartupGauge
 from .models import ObservabilitySettings
 from .status import TrafficWindow, render
 
@@ -22,8 +22,14 @@ def observability_routes(context: PluginContext) -> list[Route]:
     kernel: KernelView = context.kernel  # type: ignore[assignment]
 
     async def metrics(request: web.Request) -> web.Response:
-        # Hooks run here, on the loop; the thread only encodes what they returned.
-        scrape = Scrape(kernel.plugins(), kernel.collectors(), first=context.name)
+        # Hooks run here, on the loop; the thread only encodes what they returned
+        # (and, with several workers, reads their files).
+        plugins = kernel.plugins()
+        startup: StartupGauge | None = context.state["startup"]
+        if startup is not None:
+            startup.record(plugins)
+        scrape = Scrape(plugins, kernel.collectors(), first=context.name,
+                        multiprocess=context.state["multiprocess"])
         # Text format 0.0.4 unless the scraper asks for OpenMetrics, as prometheus-client decides.
         encoder, content_type = choose_encoder(",".join(request.headers.getall(hdrs.ACCEPT, [])))
         body = await asyncio.get_running_loop().run_in_executor(None, encoder, scrape)
@@ -34,7 +40,8 @@ def observability_routes(context: PluginContext) -> list[Route]:
     async def status(request: web.Request) -> web.Response:
         http: HttpMetrics = context.state["http"]
         window: TrafficWindow = context.state["window"]
-        seconds, traffic = window.traffic(time.monotonic(), http.totals())
+        totals = await asyncio.to_thread(http.totals)  # several workers: read from their files
+        seconds, traffic = window.traffic(time.monotonic(), totals)
         page = render(kernel.report(), kernel.plugins(), seconds, traffic, settings.status_refresh_s,
                       kernel.ready)
         return web.Response(text=page, content_type="text/html")

@@ -2,7 +2,8 @@
 
 Request rates and latencies come from the request histogram, compared with a
 sample of it taken about `window_s` ago; the page needs no JavaScript, loads
-nothing from elsewhere and reloads itself.
+nothing from elsewhere and reloads itself. With several workers the histogram
+is the one merged over them all, so the figures are the whole host's.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -68,10 +69,11 @@ class TrafficWindow:
         while len(self._samples) > 1 and self._samples[1][0] <= now - self.window_s:
             self._samples.popleft()
 
-    async def run(self, read: Callable[[], dict[str, Totals]]) -> None:
-        """Sample `read()` now and every sixth of the window, until cancelled."""
+    async def run(self, read: Callable[[], Awaitable[dict[str, Totals]]]) -> None:
+        """Sample `await read()` now and every sixth of the window, until cancelled."""
         while True:
-            self.sample(time.monotonic(), read())
+            totals = await read()
+            self.sample(time.monotonic(), totals)
             await asyncio.sleep(self.window_s / 6)
 
     def traffic(self, now: float, totals: dict[str, Totals]) -> tuple[float, dict[str, Traffic]]:
