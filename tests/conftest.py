@@ -19,11 +19,15 @@ BACKENDS = ("sqlite", "postgres")
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """`backend` is "sqlite", and also "postgres" in modules marked `both_databases`
-    (a test marked `sqlite_only` there checks something only SQLite has)."""
+    (a test marked `sqlite_only` there checks something only SQLite has; one
+    marked `postgres_only`, something only a database server has)."""
     if "backend" not in metafunc.fixturenames:
         return
-    both = (metafunc.definition.get_closest_marker("both_databases") is not None
-            and metafunc.definition.get_closest_marker("sqlite_only") is None)
+    marked = metafunc.definition.get_closest_marker
+    if marked("postgres_only"):
+        metafunc.parametrize("backend", BACKENDS[1:])
+        return
+    both = marked("both_databases") is not None and marked("sqlite_only") is None
     metafunc.parametrize("backend", BACKENDS if both else BACKENDS[:1])
 
 

@@ -143,11 +143,10 @@ async def test_database_unavailable_while_serving_is_503_then_recovers(lukhas_ho
 
 
 @pytest.mark.chaos
+@pytest.mark.postgres_only
 async def test_server_refusing_connections_is_503_then_recovers(lukhas_host, postgres_cluster, backend):
     """The server drops the host's connections and refuses new ones, then
     accepts them again: 503 meanwhile, then served on fresh connections."""
-    if backend == "sqlite":
-        pytest.skip("SQLite has no server to refuse connections")
     client = await lukhas_host(["sample_plugins.notes"])
     assert (await client.post("/api/v1/notes", json={"text": "before"})).status == 201
     name = client.app[KERNEL_KEY].services.db.url.database
