@@ -210,6 +210,47 @@ async def test_deeply_nested_cursor_is_422(host):
     await host.still_serves()
 
 
+def with_nul(value: Any) -> Any:
+    """`value` with a NUL character in its first string (a key counts)."""
+    if isinstance(value, str):
+        return value[:1] + "\0" + value[1:]
+    if isinstance(value, list):
+        return [with_nul(value[0]), *value[1:]]
+    key, item = next(iter(value.items()))
+    if isinstance(item, bool):  # the flags map: its key is the only string
+        return {with_nul(key): item}
+    return {**value, key: with_nul(item)}
+
+
+@pytest.mark.both_databases
+@pytest.mark.parametrize(("method", "path"), list(BODIES))
+async def test_nul_in_a_body_string_is_422_on_either_database(host, method, path):
+    # PostgreSQL cannot store a NUL and SQLite can: the host refuses it first.
+    before = await host.stored()
+    body = with_nul(host.body(method, path))
+    answer = await problem(await host.client.request(method, path, json=body), 422)
+    assert answer["errors"][0]["type"] == "string_nul"
+    assert answer["errors"][0]["loc"][0] == "body"
+    # Nested past the parser's depth as well: still the parser's 400, never a crash.
+    deep = b'{"a":' * 100_000 + b'"\\u0000"' + b"}" * 100_000
+    await problem(await host.client.request(method, path, data=deep, headers=JSON), 400)
+    assert await host.stored() == before
+    await host.still_serves()
+
+
+@pytest.mark.both_databases
+async def test_nul_in_a_query_value_or_an_id_is_refused_on_either_database(host):
+    for path, params in [("/api/v1/glyphs/audit", {"actor": "usr_\0"}),
+                         ("/api/v1/glyphs/bindings/list", {"source": "user:\0"}),
+                         ("/api/v1/drift/analysis", {"user_id": host.user_id + "\0"})]:
+        answer = await problem(await host.client.get(path, params=params), 422)
+        assert answer["errors"] == [{"loc": ["query", next(iter(params))], "msg": "must not contain the NUL "
+                                     "character", "type": "string_nul"}]
+    for method, prefix in ID_ROUTES:
+        await problem(await host.client.request(method, prefix + "gly_%00x"), 404)
+    await host.still_serves()
+
+
 # -- request targets -------------------------------------------------------
 
 

@@ -8,8 +8,9 @@ models are known to the OpenAPI generator.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,11 @@ from pydantic import BaseModel, ValidationError
 from ._problems import ProblemError, validation_problem
 
 __all__ = ["MAX_TARGET_BYTES", "Route", "path_parameters", "wrap_handler"]
+
+# PostgreSQL can neither store nor compare a string with a NUL character and
+# SQLite can: every route refuses them up front, so the answer to such a
+# request does not depend on the database behind the host.
+_NUL = "\x00"
 
 Handler = Callable[..., Awaitable[Any]]
 #: Longest request target (path and query) the host serves; longer is `414`.
@@ -114,6 +120,7 @@ def wrap_handler(
 
     async def validated(request: web.Request) -> web.StreamResponse:
         headers = await guard(request) if guard is not None else None
+        _refuse_nul(request.match_info, request.query)
         kwargs: dict[str, Any] = {}
         if route.query is not None:
             try:
@@ -122,6 +129,8 @@ def wrap_handler(
                 raise validation_problem(exc, "query") from None
         if route.body is not None:
             raw = await request.read()
+            if b"\\u0000" in raw:  # JSON can only carry a NUL escaped; look closer
+                _refuse_nul_in_body(raw)
             try:
                 kwargs["body"] = route.body.model_validate_json(raw)
             except ValidationError as exc:
@@ -147,3 +156,40 @@ def wrap_handler(
 
     handle.__name__ = getattr(route.handler, "__name__", "handler")
     return handle
+
+
+def _nul_problem(loc: list[str | int]) -> ProblemError:
+    return ProblemError(
+        422, f"the request {loc[0]} failed validation", type="urn:lukhas:problem:validation",
+        errors=[{"loc": loc, "msg": "must not contain the NUL character", "type": "string_nul"}])
+
+
+def _refuse_nul(path: Mapping[str, str], query: Mapping[str, str]) -> None:
+    """404 for a path parameter with a NUL (it names nothing); 422 for a query value."""
+    if any(_NUL in value for value in path.values()):
+        raise ProblemError(404, "no such resource")
+    for name, value in query.items():
+        if _NUL in value or _NUL in name:
+            raise _nul_problem(["query", name])
+
+
+def _refuse_nul_in_body(raw: bytes) -> None:
+    """422 naming the first string (value or key) of a JSON body that holds a NUL.
+    A body that is not JSON, or nested past the parser's depth, is left to
+    the model's validation (400)."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return
+    pending: list[tuple[list[str | int], Any]] = [(["body"], document)]
+    while pending:
+        loc, value = pending.pop()
+        if isinstance(value, str) and _NUL in value:
+            raise _nul_problem(loc)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _NUL in key:
+                    raise _nul_problem(loc)
+                pending.append(([*loc, key], item))
+        elif isinstance(value, list):
+            pending.extend(([*loc, index], item) for index, item in enumerate(value))
