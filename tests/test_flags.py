@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import plugin_states, problem
 from lukhas_kernel.testing import KERNEL_KEY
+
+pytestmark = pytest.mark.both_databases
 
 PLUGINS = ["sample_plugins.healthy", "sample_plugins.notes"]
 
