@@ -214,7 +214,11 @@ async def _following_flags(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(FLAGS_POLL_S)
             try:
-                await asyncio.wait_for(kernel.follow_flags(), kernel.settings.db_timeout_s)
+                # Not asyncio.wait_for: on Python 3.11 it can swallow the
+                # cancellation that stops this loop at shutdown (when the
+                # query finishes just as it arrives), and the host never stops.
+                async with asyncio.timeout(kernel.settings.db_timeout_s):
+                    await kernel.follow_flags()
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 if not failing:  # once per outage, not twice a second
                     log.warning("flags.follow_failed", reason=f"{type(exc).__name__}: {exc}"[:300])
