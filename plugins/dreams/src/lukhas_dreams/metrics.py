@@ -1,7 +1,9 @@
 """Prometheus metrics of the dreams plugin, exported by the observability plugin.
 
 Jobs by status are read from the table (after every change of this host's
-jobs), so they count every host's jobs; durations are this host's own.
+jobs, and at least every 5 s while it polls for jobs), so they count every
+host's jobs; durations are this process's own (summed over the workers of
+`lukhas serve --workers N` by the observability plugin).
 """
 
 from __future__ import annotations
