@@ -217,7 +217,14 @@ async def test_without_redis_limited_routes_are_503_and_drift_is_computed(
     monkeypatch.setenv("VIVOX_READ_RATE_LIMIT", "")  # drift reads: the cache only
     client = await lukhas_host([VIVOX, NOTES], rate_limit_storage=url, cache_url=url, db_timeout_s=0.5)
     kernel = client.app[KERNEL_KEY]
-    await problem(await client.post("/api/v1/notes", json={"text": "hi"}), 503)
+    with structlog.testing.capture_logs() as events:
+        answers = [await problem(await client.post("/api/v1/notes", json={"text": "hi"}), 503)
+                   for _ in range(4)]
+    # Asked once, then refused at once for a second instead of each request
+    # waiting out the timeout again; the outage is logged once.
+    assert answers[0]["detail"].startswith("rate-limit storage unavailable: ")
+    assert any("failed less than 1 s ago" in a["detail"] for a in answers[1:]), answers
+    assert [e["event"] for e in events if e["event"].startswith("ratelimit.")] == ["ratelimit.unavailable"]
 
     person, _ = await kernel.services.accounts.create_user("ada")
     with structlog.testing.capture_logs() as events:

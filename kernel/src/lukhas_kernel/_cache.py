@@ -16,7 +16,8 @@ being computed) before it can no longer be served.
   random token in a key of its own: a read is one script call returning the
   generation (made up if there is none) and the value together; an
   invalidation sets a new token and deletes the value in one transaction.
-  Every call has the storage timeout. While Redis cannot be reached, reads
+  Every call has the storage timeout and goes through the outage guard of
+  `_redis` (shared with the rate limits). While Redis cannot be reached, reads
   compute from the database (logged once per outage), and invalidations wait
   in the process to be delivered first thing the next time Redis answers;
   until then this process neither serves nor stores those keys. Another
@@ -29,32 +30,21 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-import structlog
 from cachetools import TTLCache
 from pydantic import TypeAdapter, ValidationError
 
-from ._isolation import describe
+from ._redis import REDIS_SCHEMES, Outage, Unavailable, redis_client
 from ._settings import SettingsError
 
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
-__all__ = ["Cache", "CacheRegion", "redis_client"]
+__all__ = ["Cache", "CacheRegion"]
 
 T = TypeVar("T")
 
-log = structlog.get_logger("lukhas.cache")
-
-REDIS_SCHEMES = ("redis", "rediss")
-# While Redis is down, one call in this long tries it again; the others go
-# straight to the fallback instead of each waiting for the timeout.
-_RETRY_AFTER_S = 1.0
 
 # KEYS: generation, value; ARGV: a fresh token, the generation's TTL (ms).
 # The token becomes the generation when the key has none (first read, or it expired).
@@ -76,61 +66,17 @@ return 1
 """
 
 
-class CacheUnavailable(Exception):
-    """Redis did not answer (or is being left alone after it did not)."""
-
-
-def redis_client(url: str, timeout_s: float, variable: str) -> Redis:
-    """A redis-py asyncio client for `url` whose every socket operation has `timeout_s`.
-
-    Nothing is connected yet. Raises SettingsError naming `variable` when
-    redis-py is not installed or the URL cannot be parsed.
-    """
-    try:
-        from redis.asyncio import Redis
-    except ImportError:
-        raise SettingsError(variable, "redis:// needs redis-py: pip install 'lukhas-kernel[redis]'") from None
-    try:
-        return Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-    except ValueError as exc:
-        raise SettingsError(variable, f"not a Redis URL: {exc}") from None  # no password shown
-
-
 class _Redis:
-    """The cache's Redis client, with the timeout and the outage bookkeeping."""
+    """The cache's Redis client and its outage guard."""
 
     def __init__(self, url: str, timeout_s: float) -> None:
         self.client = redis_client(url, timeout_s, "LUKHAS_CACHE_URL")
         from redis.exceptions import RedisError  # importable: the client was made
 
-        self.errors = (RedisError, OSError, TimeoutError)
-        self.timeout_s = timeout_s
+        self.outage = Outage("cache", url, timeout_s, (RedisError,), fallback="computing from the database")
+        self.run = self.outage.run
         self.read = self.client.register_script(_READ)
         self.store = self.client.register_script(_STORE)
-        parts = urlsplit(url)
-        self.shown = f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path}"
-        self._down_since: float | None = None
-        self._retry_at = 0.0
-
-    async def run(self, call: Callable[[], Awaitable[T]]) -> T:
-        """`call()` within the timeout; CacheUnavailable when Redis does not answer."""
-        if time.monotonic() < self._retry_at:
-            raise CacheUnavailable
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                result = await call()
-        except self.errors as exc:
-            self._retry_at = time.monotonic() + _RETRY_AFTER_S
-            if self._down_since is None:  # once per outage, not per request
-                self._down_since = time.monotonic()
-                log.warning("cache.unavailable", url=self.shown, reason=describe(exc),
-                            fallback="computing from the database")
-            raise CacheUnavailable from exc
-        if self._down_since is not None:
-            log.info("cache.available", url=self.shown,
-                     down_s=round(time.monotonic() - self._down_since, 3))
-            self._down_since = None
-        return result
 
 
 class _Lookup(Generic[T]):
@@ -215,7 +161,7 @@ class _RedisStore(Generic[T]):
         self.pending[key] = self._serial
 
     async def flush(self) -> None:
-        """Deliver pending invalidations (one transaction); CacheUnavailable if Redis is down."""
+        """Deliver pending invalidations (one transaction); Unavailable if Redis is down."""
         if not self.pending:
             return
         batch = dict(self.pending)
@@ -258,7 +204,7 @@ class CacheRegion(Generic[T]):
         """
         try:
             found = await self._store.read(key)
-        except CacheUnavailable:
+        except Unavailable:
             found = _Lookup(None, None)
         if found.value is not None:
             return found.value, True
@@ -284,7 +230,7 @@ class CacheRegion(Generic[T]):
             self._flights.pop(flight, None)
         try:
             await self._store.store(key, found.generation, value)
-        except CacheUnavailable:
+        except Unavailable:
             pass  # logged by the client; the next read computes again
         return value, False
 
@@ -300,7 +246,7 @@ class CacheRegion(Generic[T]):
         """Deliver pending invalidations to the shared cache; False if it is unavailable."""
         try:
             await self._store.flush()
-        except CacheUnavailable:
+        except Unavailable:
             return False
         return True
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, WindowStats, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 
-from ._cache import REDIS_SCHEMES, redis_client
 from ._problems import ProblemError
+from ._redis import REDIS_SCHEMES, Outage, Unavailable, redis_client
 from ._settings import SettingsError
 
 if TYPE_CHECKING:
@@ -35,7 +34,8 @@ class RateLimits:
 
     `memory://` keeps windows in this process; `redis://…` (`rediss://`)
     shares them between host processes, through redis-py. Every call has
-    the storage timeout.
+    the storage timeout; while the storage fails, limited routes answer 503
+    (see `_redis.Outage`: after a failure, at once for a second).
     """
 
     def __init__(self, storage_uri: str, timeout_s: float) -> None:
@@ -52,7 +52,9 @@ class RateLimits:
         except (ConfigurationError, ValueError) as exc:
             raise SettingsError(VARIABLE, str(exc)) from None
         self.limiter = MovingWindowRateLimiter(self.storage)
-        self.timeout_s = timeout_s
+        # `limits` raises its own errors and the client's: any exception of a
+        # call means the storage cannot be used now.
+        self.outage = Outage("ratelimit", uri, timeout_s, (Exception,), fallback="answering 503")
 
     async def close(self) -> None:
         if self._redis is not None:
@@ -63,12 +65,16 @@ class RateLimits:
 
         Returns the RateLimit-* headers for the response either way.
         """
+        async def count() -> tuple[bool, WindowStats]:
+            return (await self.limiter.hit(limit, route, caller),
+                    await self.limiter.get_window_stats(limit, route, caller))
+
         try:
-            async with asyncio.timeout(self.timeout_s):
-                allowed = await self.limiter.hit(limit, route, caller)
-                stats = await self.limiter.get_window_stats(limit, route, caller)
-        except Exception as exc:
-            raise ProblemError(503, f"rate-limit storage unavailable: {type(exc).__name__}") from exc
+            allowed, stats = await self.outage.run(count)
+        except Unavailable as exc:
+            raise ProblemError(503, f"rate-limit storage unavailable: {exc}",
+                               type="urn:lukhas:problem:storage-unavailable",
+                               headers={"Retry-After": "1"}) from exc
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         headers = {
             "RateLimit-Limit": str(limit.amount),
