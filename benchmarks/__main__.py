@@ -13,6 +13,7 @@ import argparse
 import importlib
 import json
 import math
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -82,8 +83,15 @@ def text_table(cells: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def markdown(documents: dict[str, dict[str, Any]]) -> str:
-    """RESULTS.md: one section per module with its machine and table."""
+def markdown(documents: dict[str, dict[str, Any]], earlier: str = "") -> str:
+    """RESULTS.md: one section per module with its machine and table.
+
+    A module without a result document here (not run on this machine since
+    its results directory was made, e.g. on a fresh clone) keeps its section
+    from `earlier`, the RESULTS.md being replaced: running one module never
+    drops the others' last published results.
+    """
+    kept = _sections(earlier)
     out = [
         "# Benchmark results",
         "",
@@ -92,24 +100,36 @@ def markdown(documents: dict[str, dict[str, Any]]) -> str:
         "is the same figure for a baseline (a bare aiohttp app) and *ratio* is "
         "value / reference.",
     ]
-    for name, document in documents.items():
-        module = importlib.import_module(f"{__package__}.{name}")
-        summary = (module.__doc__ or "").strip().splitlines()[0]
-        m = document["machine"]
-        out += [
-            "",
-            f"## {name}",
-            "",
-            summary,
-            "",
-            f"Measured {document['timestamp']} on {m['cpu_count']} CPUs, "
-            f"{m['implementation']} {m['python']}, {m['platform']}.",
-            "",
-            "| " + " | ".join(COLUMNS) + " |",
-            "|---|---:|---:|---:|---:|:---:|",
-        ]
-        out += ["| " + " | ".join(row) + " |" for row in rows(document)]
+    for name in MODULES:
+        if name in documents:
+            out += ["", *_section(name, documents[name])]
+        elif name in kept:
+            out += ["", kept[name]]
     return "\n".join(out) + "\n"
+
+
+def _section(name: str, document: dict[str, Any]) -> list[str]:
+    module = importlib.import_module(f"{__package__}.{name}")
+    summary = (module.__doc__ or "").strip().splitlines()[0]
+    m = document["machine"]
+    return [
+        f"## {name}",
+        "",
+        summary,
+        "",
+        f"Measured {document['timestamp']} on {m['cpu_count']} CPUs, "
+        f"{m['implementation']} {m['python']}, {m['platform']}.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|---|---:|---:|---:|---:|:---:|",
+        *("| " + " | ".join(row) + " |" for row in rows(document)),
+    ]
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The module sections of a RESULTS.md, by module name, each as it reads."""
+    blocks = re.split(r"^(?=## )", text, flags=re.MULTILINE)[1:]
+    return {block.split("\n", 1)[0].removeprefix("## ").strip(): block.rstrip("\n") for block in blocks}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         if (RESULTS_DIR / f"{name}.json").exists()
     }
     if documents:
-        RESULTS_MD.write_text(markdown(documents))
+        earlier = RESULTS_MD.read_text() if RESULTS_MD.exists() else ""
+        RESULTS_MD.write_text(markdown(documents, earlier))
         progress(f"wrote {RESULTS_MD.relative_to(BENCH_DIR.parent)}")
     return 1 if failed else 0
 

@@ -126,6 +126,11 @@ class Host:
     stdout: str = ""  # what is left on stdout after the test read from it
     stderr: str = ""
 
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The host's JSON log events called `name` (read once it has stopped)."""
+        lines = (json.loads(line) for line in self.stderr.splitlines() if line.startswith("{"))
+        return [line for line in lines if line.get("event") == name]
+
 
 @contextmanager
 def serving(tmp_path: Path, env: dict[str, str] | None = None,

@@ -20,14 +20,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import plugin_states
+from conftest import on_database, plugin_states
 from dream_inputs import FRAGMENTS, LONG
 from lukhas_dreams import compute
 from lukhas_dreams.models import DreamRequest
 from lukhas_dreams.store import DreamStore, jobs
 from lukhas_kernel import Database
 from lukhas_kernel.testing import KERNEL_KEY
-from test_accounts_cli import Host, data_dir, get, send, serving
+from test_accounts_cli import Host, get, send, serving
 from test_cli import first_admin_token, free_port
 from test_dreams import dream, set_parallel, settled
 
@@ -39,39 +39,15 @@ MIGRATIONS = Path(compute.__file__).parent / "migrations"
 FAST = {"DREAMS_POLL_INTERVAL_S": "0.2", "DREAMS_MAX_PENDING_PER_USER": "100"}
 
 
-@pytest.fixture
-def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """The database every host of the test shares (the hosts' default SQLite file)."""
-    if backend == "postgres":
-        return request.getfixturevalue("postgres_url")
-    return f"sqlite+aiosqlite:///{(data_dir(tmp_path) / 'lukhas.db').resolve()}"
-
-
-def host_env(database_url: str, **settings: str) -> dict[str, str]:
-    env = {**FAST, **settings}
-    if not database_url.startswith("sqlite"):
-        env["LUKHAS_DATABASE_URL"] = database_url
-    return env
+def host_env(database_env: dict[str, str], **settings: str) -> dict[str, str]:
+    return {**FAST, **database_env, **settings}
 
 
 def rows(database_url: str) -> dict[str, dict[str, Any]]:
     """Every job's status, attempts and runner, read straight from the table."""
-    async def read() -> dict[str, dict[str, Any]]:
-        db = Database(database_url, timeout_s=10)
-        try:
-            found = await db.read(lambda conn: conn.execute(
-                sa.select(jobs.c.id, jobs.c.status, jobs.c.attempts, jobs.c.runner)).all())
-        finally:
-            await db.dispose()
-        return {row.id: dict(row._mapping) for row in found}
-
-    return asyncio.run(read())
-
-
-def events(host: Host, event: str) -> list[dict[str, Any]]:
-    """The host's JSON log lines of `event` (read once it has stopped)."""
-    lines = (json.loads(line) for line in host.stderr.splitlines() if line.startswith("{"))
-    return [line for line in lines if line.get("event") == event]
+    found = asyncio.run(on_database(database_url, lambda conn: conn.execute(
+        sa.select(jobs.c.id, jobs.c.status, jobs.c.attempts, jobs.c.runner)).all()))
+    return {row.id: dict(row._mapping) for row in found}
 
 
 def job(url: str, token: str, dream_id: str) -> dict[str, Any]:
@@ -148,8 +124,8 @@ async def test_concurrent_claimers_take_each_job_once(database_url):
         await second.dispose()
 
 
-def test_two_hosts_run_each_job_exactly_once(tmp_path, database_url):
-    env = host_env(database_url, DREAMS_MAX_RUNNING="1")
+def test_two_hosts_run_each_job_exactly_once(tmp_path, database_url, database_env):
+    env = host_env(database_env, DREAMS_MAX_RUNNING="1")
     seeds = range(12)
     with serving(tmp_path, env) as a:
         token = first_admin_token(a.process)
@@ -161,9 +137,9 @@ def test_two_hosts_run_each_job_exactly_once(tmp_path, database_url):
                 done = wait_job(b.url, token, dream_id, lambda j: j["status"] not in ("queued", "running"))
                 assert done["status"] == "completed", done
                 assert done["result"] == compute.dream(FRAGMENTS, branches=4, depth=4, seed=seed)
-    claims = Counter(line["dream_id"] for host in (a, b) for line in events(host, "dreams.claimed"))
+    claims = Counter(line["dream_id"] for host in (a, b) for line in host.events("dreams.claimed"))
     assert claims == Counter(set(made))  # each job claimed once, over both hosts
-    runners = {line["runner"] for host in (a, b) for line in events(host, "dreams.claimed")}
+    runners = {line["runner"] for host in (a, b) for line in host.events("dreams.claimed")}
     table = rows(database_url)
     assert {dream_id: (table[dream_id]["status"], table[dream_id]["attempts"]) for dream_id in made} \
         == dict.fromkeys(made, ("completed", 1))
@@ -173,8 +149,9 @@ def test_two_hosts_run_each_job_exactly_once(tmp_path, database_url):
 # -- leases: a killed host, a deleted job ------------------------------------
 
 
-def test_killed_hosts_job_is_taken_over_and_delete_reaches_the_running_host(tmp_path, database_url):
-    env = host_env(database_url, DREAMS_MAX_RUNNING="1", DREAMS_LEASE_S="1.5")
+def test_killed_hosts_job_is_taken_over_and_delete_reaches_the_running_host(
+        tmp_path, database_url, database_env):
+    env = host_env(database_env, DREAMS_MAX_RUNNING="1", DREAMS_LEASE_S="1.5")
     with host_running_long(tmp_path, env) as (a, token, first_run):
         kept = first_run["dream_id"]
         # B starts while A lives: it must not take A's job at start-up.
@@ -191,19 +168,19 @@ def test_killed_hosts_job_is_taken_over_and_delete_reaches_the_running_host(tmp_
             assert done["status"] == "completed" and len(done["result"]["branches"]) == 16, done
             assert done["started_at"] > first_run["started_at"]
             assert get(f"{b.url}/api/v1/dreams/{deleted}", token)[0] == 404
-    assert [line["dream_id"] for line in events(a, "dreams.claimed")] == [kept]
-    assert [(line["dream_id"], line["attempt"]) for line in events(b, "dreams.claimed")] == [
+    assert [line["dream_id"] for line in a.events("dreams.claimed")] == [kept]
+    assert [(line["dream_id"], line["attempt"]) for line in b.events("dreams.claimed")] == [
         (deleted, 1), (kept, 2)]
     # The deleted job was stopped in B and its end never recorded.
-    assert deleted in {line["dream_id"] for line in events(b, "dreams.cancelled")}
-    assert [line["dream_id"] for line in events(b, "dreams.finished")] == [kept]
+    assert deleted in {line["dream_id"] for line in b.events("dreams.cancelled")}
+    assert [line["dream_id"] for line in b.events("dreams.finished")] == [kept]
     table = rows(database_url)
     assert set(table) == {kept} and table[kept]["attempts"] == 2
-    assert table[kept]["runner"] == events(b, "dreams.claimed")[0]["runner"]
+    assert table[kept]["runner"] == b.events("dreams.claimed")[0]["runner"]
 
 
-def test_job_whose_hosts_die_twice_is_failed_interrupted_by_a_live_host(tmp_path, database_url):
-    env = host_env(database_url, DREAMS_MAX_RUNNING="1", DREAMS_LEASE_S="1")
+def test_job_whose_hosts_die_twice_is_failed_interrupted_by_a_live_host(tmp_path, database_env):
+    env = host_env(database_env, DREAMS_MAX_RUNNING="1", DREAMS_LEASE_S="1")
     with host_running_long(tmp_path, env) as (a, token, first_run):
         dream_id = first_run["dream_id"]
         with serving(tmp_path, env, expect_exit=None) as b:
@@ -214,7 +191,7 @@ def test_job_whose_hosts_die_twice_is_failed_interrupted_by_a_live_host(tmp_path
                 kill(b)
                 done = wait_job(c.url, token, dream_id, lambda j: j["status"] == "failed")
                 assert done["error"] == "interrupted"
-    assert events(c, "dreams.claimed") == []
+    assert c.events("dreams.claimed") == []
 
 
 # -- Dask ----------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_accounts_cli import Host, cli, get, one_line_error, send, serving
+from test_accounts_cli import cli, get, one_line_error, send, serving
 from test_cli import first_admin_token, free_port, lukhas
 
 # A generous plugin timeout: two workers start at once on a machine shared with other tests.
@@ -95,10 +95,6 @@ def promtool_check(text: str) -> None:
         checked.stdout + checked.stderr
 
 
-def events(host: Host, name: str) -> list[dict]:
-    return [e for e in map(json.loads, filter(None, host.stderr.splitlines())) if e.get("event") == name]
-
-
 # -- one port, two processes, the one-time work once -----------------------------------
 
 
@@ -117,7 +113,7 @@ def test_two_workers_share_one_port_and_the_first_start_creates_one_admin(tmp_pa
         assert readiness[0] == readiness[1] and readiness[0]["status"] == "ready"
 
     assert "lk_" not in host.stdout  # the token was printed once, before the workers started
-    assert {e["worker"] for e in events(host, "lukhas.startup")} == pids
+    assert {e["worker"] for e in host.events("lukhas.startup")} == pids
     users = cli(tmp_path, "users", "list", "--json")
     assert [u["role"] for u in json.loads(users.stdout)["items"]] == ["admin"]
 
@@ -160,7 +156,7 @@ def test_metrics_are_summed_over_workers_whichever_answers(tmp_path, request, da
         promtool_check(texts[min(pids)])
         assert "process_cpu_seconds_total" not in texts[min(pids)]  # one process's figure: left out
 
-    assert not Path(events(host, "workers.starting")[0]["metrics_dir"]).exists()  # removed at exit
+    assert not Path(host.events("workers.starting")[0]["metrics_dir"]).exists()  # removed at exit
 
 
 # -- run-time flags ---------------------------------------------------------------------
@@ -182,7 +178,7 @@ def test_a_flag_changed_through_one_worker_applies_in_the_other(tmp_path):
         assert send(host.url + "/api/v1/admin/flags", token, {"DREAMS_ENABLED": True}, "PATCH")[0] == 200
         for pid in pids:
             assert eventually(lambda pid=pid: from_worker(dreams, pid, token)[0] == 200)
-    assert events(host, "flags.followed")  # at least one worker learnt it from the table
+    assert host.events("flags.followed")  # at least one worker learnt it from the table
 
 
 def eventually(check: Callable[[], bool], within_s: float = 10.0) -> bool:
@@ -211,7 +207,7 @@ def test_a_killed_worker_is_replaced_and_counts_survive_it(tmp_path):
         survivors = {replacement, *(pids - {victim})}
         for text in scrapes_by_worker(host.url, survivors).values():
             assert counted(text, "/readyz") == sent  # the dead worker's requests included
-    exited = events(host, "worker.exited")
+    exited = host.events("worker.exited")
     assert [(e["pid"], e["exited_with"]) for e in exited] == [(victim, "signal SIGKILL")]
 
 
@@ -224,8 +220,8 @@ def test_sigterm_stops_every_worker_and_the_parent_exits_0(tmp_path):
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-    assert events(host, "workers.stopped")[0]["signal"] == "SIGTERM"
-    assert sorted(e["worker"] for e in events(host, "lukhas.startup")) == sorted(pids)
+    assert host.events("workers.stopped")[0]["signal"] == "SIGTERM"
+    assert sorted(e["worker"] for e in host.events("lukhas.startup")) == sorted(pids)
 
 
 def test_serve_help_shows_workers_but_not_the_workers_own_options(tmp_path):

@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from http import HTTPStatus
 from typing import Any
 
@@ -187,6 +187,18 @@ async def _stamp_request_id(request: web.Request, response: web.StreamResponse) 
     response.headers[WORKER_HEADER] = str(os.getpid())
 
 
+@contextlib.asynccontextmanager
+async def _in_background(loop: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run `loop` as a task while the app serves; cancel it, and wait for it, at cleanup."""
+    task = asyncio.create_task(loop)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _periodic_health(app: web.Application) -> AsyncIterator[None]:
     """Re-run health checks so states follow plugins that recover or decay."""
     kernel = app[KERNEL_KEY]
@@ -196,11 +208,8 @@ async def _periodic_health(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(kernel.settings.health_interval_s)
             await kernel.check_health()
 
-    task = asyncio.create_task(loop())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with _in_background(loop()):
+        yield
 
 
 async def _following_flags(app: web.Application) -> AsyncIterator[None]:
@@ -208,6 +217,9 @@ async def _following_flags(app: web.Application) -> AsyncIterator[None]:
     database (`lukhas serve --workers N`, or hosts on several machines), off the
     request path: every FLAGS_POLL_S, one bounded query of `lukhas_flags`."""
     kernel = app[KERNEL_KEY]
+    if kernel.flags.store is None:  # no storage: nothing to follow
+        yield
+        return
 
     async def loop() -> None:
         failing = False
@@ -226,9 +238,5 @@ async def _following_flags(app: web.Application) -> AsyncIterator[None]:
             else:
                 failing = False
 
-    task = asyncio.create_task(loop()) if kernel.flags.store is not None else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with _in_background(loop()):
+        yield

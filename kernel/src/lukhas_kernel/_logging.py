@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
@@ -13,16 +15,25 @@ from ._settings import KernelSettings
 __all__ = ["configure_logging", "server_logger"]
 
 
-def configure_logging(settings: KernelSettings) -> None:
-    """Configure structlog once for the process; logs go to stderr."""
+def configure_logging(settings: KernelSettings, worker: int | None = None) -> None:
+    """Configure structlog for the process; logs go to stderr.
+
+    Each event is written whole, in one write: the processes of `lukhas serve
+    --workers N` share one stderr, and a line written in two parts could be
+    split by another process's. A worker's events carry `worker: <pid>`,
+    added by a processor rather than a context variable so that events
+    logged from threads (imports, storage, executors) carry it too.
+    """
     fmt = settings.log_format or ("console" if sys.stderr.isatty() else "json")
     renderer = (
         structlog.dev.ConsoleRenderer()
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
+    tag = [] if worker is None else [_tag_worker(worker)]
     structlog.configure(
         processors=[
+            *tag,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -32,9 +43,17 @@ def configure_logging(settings: KernelSettings) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[settings.log_level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def _tag_worker(worker: int) -> structlog.types.Processor:
+    def tag(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        event.setdefault("worker", worker)
+        return event
+
+    return tag
 
 
 class _ToStructlog(logging.Handler):

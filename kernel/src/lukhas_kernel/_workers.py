@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NoReturn
@@ -47,6 +47,7 @@ import structlog
 from aiohttp import web
 
 from ._bootstrap import create_app, load_kernel, migrate_plugins
+from ._logging import configure_logging
 from ._settings import KernelSettings, SettingsError
 from ._storage import StorageError
 
@@ -98,7 +99,7 @@ def serve_worker(settings: KernelSettings, config: dict[str, Any], listen_fd: in
     Reports `ready` or `failed <code> <reason>` on `status_fd` (see the
     module's invariants); the reason is not printed: the parent prints it once.
     """
-    _log_whole_lines(os.getpid())
+    configure_logging(settings, worker=os.getpid())
     sock = socket.socket(fileno=listen_fd)
 
     def report(line: str) -> None:
@@ -126,24 +127,6 @@ def serve_worker(settings: KernelSettings, config: dict[str, Any], listen_fd: in
         report(f"failed 1 {exc}")
         sys.exit(1)
     sys.exit(0)
-
-
-def _log_whole_lines(worker: int | None) -> None:
-    """Log each event in one write, and in a worker tag it `worker: <pid>`.
-
-    The parent and its workers share one stderr: structlog's default logger
-    writes a line and its newline separately, so two processes' lines could
-    interleave. The tag is a processor rather than a context variable, so
-    that events logged from threads (imports, SQLite, executors) carry it too.
-    """
-    processors = list(structlog.get_config()["processors"])
-    if worker is not None:
-        def add_worker(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-            event.setdefault("worker", worker)
-            return event
-
-        processors.insert(0, add_worker)
-    structlog.configure(processors=processors, logger_factory=structlog.WriteLoggerFactory(sys.stderr))
 
 
 async def _orphan_guard(app: web.Application) -> AsyncIterator[None]:
@@ -208,7 +191,6 @@ class Supervisor:
     def run(self) -> None:
         """Supervise until SIGINT or SIGTERM; CannotStart if the first start fails."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        _log_whole_lines(None)
         try:
             log.info("workers.starting", workers=self.count, metrics_dir=self.metrics_dir)
             for _ in range(self.count):

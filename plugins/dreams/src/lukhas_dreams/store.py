@@ -171,7 +171,8 @@ class DreamStore:
             now = _now()
             interrupted: list[str] = []
             for condition in (_expired(now), _QUEUED):
-                oldest = (sa.select(jobs.c.id, jobs.c.attempts).where(condition)
+                # The inputs come with the row: the claim needs no second read.
+                oldest = (sa.select(jobs.c.id, *_INPUTS).where(condition)
                           .order_by(jobs.c.created_at, jobs.c.id).limit(1)
                           .with_for_update(skip_locked=True))
                 while (row := conn.execute(oldest).first()) is not None:
@@ -186,8 +187,8 @@ class DreamStore:
                         runner=runner, lease_expires_at=now + timedelta(seconds=lease_s)))
                     if claimed.rowcount == 0:  # cannot happen under the row lock; never run it twice
                         break
-                    inputs = conn.execute(sa.select(*_INPUTS).where(jobs.c.id == row.id)).one()
-                    return Claim((row.id, dict(inputs._mapping)), interrupted)
+                    inputs = {column.name: row._mapping[column.name] for column in _INPUTS}
+                    return Claim((row.id, {**inputs, "attempts": row.attempts + 1}), interrupted)
             return Claim(None, interrupted)
 
         return await self.db.write(claim)
