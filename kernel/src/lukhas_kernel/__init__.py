@@ -12,7 +12,7 @@ from ._auth import current_user, request_user
 from ._cache import CacheRegion
 from ._cli_common import with_database
 from ._context import HealthCheck, PluginContext, PluginInfo
-from ._fields import IsoDate, JsonInt, Rfc3339Datetime
+from ._fields import INPUT_YEARS, IsoDate, JsonInt, Rfc3339Datetime
 from ._host import request_id
 from ._kernel import PLUGIN_API_VERSION, Kernel
 from ._pagination import Page, PageQuery, paginate
@@ -32,6 +32,7 @@ except PackageNotFoundError:  # running from a source tree
 hookimpl = pluggy.HookimplMarker("lukhas")
 
 __all__ = [
+    "INPUT_YEARS",
     "PLUGIN_API_VERSION",
     "CacheRegion",
     "CheckResult",
