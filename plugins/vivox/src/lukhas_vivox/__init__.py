@@ -1,1 +1,1 @@
-"""Lukhas vivox: behavioural drift metrics of users (CONTRACT §8)."""
+"""Lukhas vivox: behavioural drift metrics of users."""

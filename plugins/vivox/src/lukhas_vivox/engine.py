@@ -9,14 +9,23 @@ a window read; the counts come from the daily aggregates.
 The cache is the kernel's (`context.cache`): in this process, or shared by
 every host process through Redis, so an update made through one process is
 seen by the next read through any other.
+
+Nothing read from the store crashes a computation: the day arithmetic is
+total (the last representable day has no end, days before the first are left
+out), and a stored value the formulas cannot compute over (a non-finite
+number written by another tool, say) raises `Uncomputable`, which the routes
+answer as a `409` problem.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from datetime import date
+from functools import partial
+from typing import TypeVar
 
 from lukhas_kernel import CacheRegion
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,13 +33,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from . import formulas
 from .metrics import VivoxMetrics
 from .models import VELOCITY_DAYS, DriftMetrics
-from .store import VivoxStore, day_end
+from .store import VivoxStore, Window, day_end
 
-__all__ = ["DriftEngine", "UnknownUser"]
+T = TypeVar("T", float, tuple[float, float, float, float])
+
+__all__ = ["DriftEngine", "Uncomputable", "UnknownUser"]
 
 
 class UnknownUser(Exception):
     """No such user in the kernel."""
+
+
+class Uncomputable(Exception):
+    """The user's stored interactions give no finite metrics."""
+
+    def __init__(self, user_id: str, reason: str) -> None:
+        super().__init__(f"the stored interactions of {user_id} give no finite drift metrics "
+                         f"({reason})")
+        self.user_id = user_id
 
 
 class DriftEngine:
@@ -65,22 +85,28 @@ class DriftEngine:
 
     async def compute(self, user_id: str) -> DriftMetrics:
         """Metrics from the store, bypassing the cache."""
-        started = time.perf_counter()
         async with self.store.db.connect() as conn:
-            profile = await self.store.profile(conn, user_id)
-            if profile is None:
-                result = DriftMetrics(user_id=user_id, coherence_score=1.0, emotional_stability=1.0,
-                                      behavioral_consistency=1.0, drift_velocity=0.0,
-                                      overall_drift=0.0, interactions=0, last_updated=None)
-            else:
-                days = _span(profile.last_day, VELOCITY_DAYS, profile.first_day)
-                series = await self._series(conn, user_id, days)
-                latest = series[-1][1]
-                result = DriftMetrics(
-                    user_id=user_id, coherence_score=latest[0], emotional_stability=latest[1],
-                    behavioral_consistency=latest[2], overall_drift=latest[3],
-                    drift_velocity=formulas.slope([(d.toordinal(), v[3]) for d, v in series]),
-                    interactions=profile.interactions, last_updated=profile.updated_at)
+            return await self.compute_on(conn, user_id)
+
+    async def compute_on(self, conn: AsyncConnection, user_id: str) -> DriftMetrics:
+        """Metrics from what `conn` sees: an update computes them inside its
+        transaction, before it commits."""
+        started = time.perf_counter()
+        profile = await self.store.profile(conn, user_id)
+        if profile is None:
+            result = DriftMetrics(user_id=user_id, coherence_score=1.0, emotional_stability=1.0,
+                                  behavioral_consistency=1.0, drift_velocity=0.0,
+                                  overall_drift=0.0, interactions=0, last_updated=None)
+        else:
+            days = _span(profile.last_day, VELOCITY_DAYS, profile.first_day)
+            series = await self._series(conn, user_id, days)
+            latest = series[-1][1]
+            velocity = _finite(user_id, lambda: formulas.slope(
+                [(d.toordinal(), v[3]) for d, v in series]))
+            result = DriftMetrics(
+                user_id=user_id, coherence_score=latest[0], emotional_stability=latest[1],
+                behavioral_consistency=latest[2], overall_drift=latest[3], drift_velocity=velocity,
+                interactions=profile.interactions, last_updated=profile.updated_at)
         self.metrics.compute_seconds.observe(time.perf_counter() - started)
         return result
 
@@ -114,17 +140,36 @@ class DriftEngine:
         values: tuple[float, float, float, float] | None = None
         for day in days:
             if day in windows:
-                counts, window = counts_up_to[day], windows[day]
-                coherence = formulas.coherence_score(window.decisions, len(counts))
-                stability = formulas.emotional_stability(window.valences, window.arousals)
-                consistency = formulas.behavioral_consistency(window.decisions,
-                                                              counts - window.decisions)
-                values = (coherence, stability, consistency,
-                          formulas.overall_drift(coherence, stability, consistency))
+                values = _finite(user_id, partial(_day_values, windows[day], counts_up_to[day]))
             out.append((day, values))
         return out
 
 
+def _day_values(window: Window, counts: Counter[str]) -> tuple[float, float, float, float]:
+    # The formulas clamp what they answer, which would hide an infinite input.
+    if not all(math.isfinite(value) for value in (*window.valences, *window.arousals)):
+        raise ValueError("a stored valence or arousal is not a finite number")
+    coherence = formulas.coherence_score(window.decisions, len(counts))
+    stability = formulas.emotional_stability(window.valences, window.arousals)
+    consistency = formulas.behavioral_consistency(window.decisions, counts - window.decisions)
+    return coherence, stability, consistency, formulas.overall_drift(coherence, stability, consistency)
+
+
+def _finite(user_id: str, compute: Callable[[], T]) -> T:
+    """`compute()`, or `Uncomputable` if it fails on the stored values or gives
+    a value that is not a finite number (which JSON cannot carry)."""
+    try:
+        result = compute()
+    except (ArithmeticError, ValueError) as exc:  # overflow, inf - inf, a math domain error
+        raise Uncomputable(user_id, f"{type(exc).__name__}: {exc}") from None
+    values = result if isinstance(result, tuple) else (result,)
+    if not all(math.isfinite(value) for value in values):
+        raise Uncomputable(user_id, "a value that is not a finite number")
+    return result
+
+
 def _span(last: date, days: int, first: date) -> list[date]:
-    """`days` calendar days ending on `last`, without those before `first`."""
-    return [d for d in (last - timedelta(days=days - 1 - i) for i in range(days)) if d >= first]
+    """`days` calendar days ending on `last`, without those before `first` (or
+    before the first representable day)."""
+    end = last.toordinal()
+    return [date.fromordinal(n) for n in range(max(end - days + 1, first.toordinal(), 1), end + 1)]

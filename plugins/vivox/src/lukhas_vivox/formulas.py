@@ -1,4 +1,4 @@
-"""The drift formulas of CONTRACT §8, as pure functions of what they read.
+"""The drift formulas (see the plugin's README), as pure functions of what they read.
 
 Every value is finite and, where the contract says so, clamped to [0, 1]; the
 edge cases (fewer than 2 interactions, one decision, no history) are written

@@ -1,11 +1,11 @@
-"""Settings, request and response models of the vivox plugin (CONTRACT §8)."""
+"""Settings, request and response models of the vivox plugin (see its README)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Literal
 
-from lukhas_kernel import IsoDate, PluginSettings, Rfc3339Datetime
+from lukhas_kernel import INPUT_YEARS, IsoDate, PluginSettings, Rfc3339Datetime
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
@@ -30,7 +30,8 @@ class VivoxSettings(PluginSettings):
 class Interaction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    timestamp: Rfc3339Datetime = Field(description="RFC 3339, with an offset")
+    # Its description (the accepted years) comes with the type.
+    timestamp: Rfc3339Datetime
     # Strict: a number, as the schema says; not "0.5" or true.
     valence: float = Field(ge=-1, le=1, allow_inf_nan=False, strict=True)
     arousal: float = Field(ge=0, le=1, allow_inf_nan=False, strict=True)
@@ -60,8 +61,9 @@ class AnalysisQuery(BaseModel):
 
     user_id: str | None = Field(None, min_length=1, max_length=64)
     days: int = Field(30, ge=1, le=365)
-    until: IsoDate | None = Field(
-        None, description="last day of the series, YYYY-MM-DD (default: the latest interaction's)")
+    until: IsoDate | None = Field(None, description=(
+        f"last day of the series, YYYY-MM-DD, years {INPUT_YEARS[0]}..{INPUT_YEARS[1]} "
+        "(default: the latest interaction's)"))
 
 
 class DayDrift(BaseModel):

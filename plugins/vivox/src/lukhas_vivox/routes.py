@@ -1,13 +1,16 @@
-"""HTTP routes of the vivox plugin (CONTRACT §8)."""
+"""HTTP routes of the vivox plugin (see the plugin's README)."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 from lukhas_kernel import PluginContext, ProblemError, Route, current_user
 from pydantic import RootModel
 
 from . import formulas
-from .engine import DriftEngine
+from .engine import DriftEngine, Uncomputable
 from .models import (
     Analysis,
     AnalysisQuery,
@@ -22,6 +25,16 @@ from .store import VivoxStore
 
 PREFIX = "/api/v1/drift"
 TOP_DRIFTING = 10
+UNCOMPUTABLE = "the user's stored interactions give no finite metrics"
+
+
+@asynccontextmanager
+async def computable() -> AsyncIterator[None]:
+    """Stored values the metrics cannot be computed over are a 409, not a crash."""
+    try:
+        yield
+    except Uncomputable as exc:
+        raise ProblemError(409, str(exc)) from None
 
 
 class AnalysisOrPopulation(RootModel[Analysis | Population]):
@@ -50,16 +63,22 @@ def drift_routes(context: PluginContext) -> list[Route]:
         if caller.id != user_id and not caller.is_admin:
             raise ProblemError(404, f"no user {user_id}")
         # Cached metrics belong to a user that exists: only a miss looks the user up.
-        return await engine().current(user_id, on_miss=lambda: visible_user(request, user_id))
+        async with computable():
+            return await engine().current(user_id, on_miss=lambda: visible_user(request, user_id))
 
     async def update(request: web.Request, body: DriftUpdate) -> DriftMetrics:
         if await context.user(body.user_id) is None:
             raise ProblemError(404, f"no user {body.user_id}")
-        await store().add(body.user_id, body.interactions)
-        engine().invalidate(body.user_id)
-        result = await engine().current(body.user_id)
-        await store().set_drift(body.user_id, result.overall_drift)
-        return result
+        # Computed inside the write's transaction: metrics that cannot be
+        # computed refuse the update, and nothing of it is stored.
+        async with computable():
+            await store().add(body.user_id, body.interactions,
+                              compute=lambda conn: engine().compute_on(conn, body.user_id),
+                              drift=lambda metrics: metrics.overall_drift)
+            engine().invalidate(body.user_id)
+            # Computed again from what is committed, and cached: caching the
+            # transaction's own result could put it over a later update's.
+            return await engine().current(body.user_id)
 
     async def analysis(request: web.Request, query: AnalysisQuery) -> AnalysisOrPopulation:
         if query.user_id is None:
@@ -71,7 +90,8 @@ def drift_routes(context: PluginContext) -> list[Route]:
                 top_drifting=[Drifting(user_id=r.user_id, overall_drift=r.overall_drift,
                                        interactions=r.interactions) for r in top]))
         user_id = await visible_user(request, query.user_id)
-        series = await engine().series(user_id, query.days, query.until) or []
+        async with computable():
+            series = await engine().series(user_id, query.days, query.until) or []
         slope = formulas.slope([(day.toordinal(), value) for day, value in series])
         return AnalysisOrPopulation(Analysis(
             user_id=user_id, days=query.days,
@@ -81,11 +101,12 @@ def drift_routes(context: PluginContext) -> list[Route]:
     return [
         Route("GET", f"{PREFIX}/analysis", analysis, query=AnalysisQuery,
               response=AnalysisOrPopulation, summary="Daily drift series and trend, or the population",
-              errors={403: "population summary without admin role", 404: "no such user (or not yours)"}),
+              errors={403: "population summary without admin role", 404: "no such user (or not yours)",
+                      409: UNCOMPUTABLE}),
         Route("POST", f"{PREFIX}/update", update, body=DriftUpdate, response=DriftMetrics,
               role="admin", summary="Add a user's interactions; answers the recomputed metrics",
-              errors={404: "no such user"}),
+              errors={404: "no such user", 409: f"{UNCOMPUTABLE} (nothing stored)"}),
         Route("GET", f"{PREFIX}/{{user_id}}", metrics, response=DriftMetrics,
               rate_limit=settings.read_rate_limit or None, summary="A user's drift metrics (cached)",
-              errors={404: "no such user (or not yours)"}),
+              errors={404: "no such user (or not yours)", 409: UNCOMPUTABLE}),
     ]

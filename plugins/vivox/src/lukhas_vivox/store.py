@@ -12,10 +12,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from lukhas_kernel import Database, UtcDateTime
@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .models import WINDOW, Interaction
 
 __all__ = ["Profile", "VivoxStore", "Window"]
+
+R = TypeVar("R")
 
 # SQLite allows 500 terms in a compound SELECT; this stays well under it.
 _WINDOWS_PER_QUERY = 100
@@ -75,7 +77,11 @@ class Window:
     decisions: Counter[str]
 
 
-def day_end(day: date) -> datetime:
+def day_end(day: date) -> datetime | None:
+    """The first moment after `day` (UTC); None after the last representable
+    day, which nothing stored can be later than."""
+    if day == date.max:
+        return None
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
@@ -83,8 +89,13 @@ class VivoxStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, user_id: str, batch: Sequence[Interaction]) -> None:
-        """Store `batch` and its aggregates in one transaction: all or nothing."""
+    async def add(self, user_id: str, batch: Sequence[Interaction],
+                  compute: Callable[[AsyncConnection], Awaitable[R]],
+                  drift: Callable[[R], float]) -> R:
+        """Store `batch` and its aggregates, then `compute(connection)` over the
+        would-be state and keep its `drift(...)` as the user's overall drift, in
+        one transaction: when anything fails (the computation included),
+        nothing is stored."""
         rows = [{"user_id": user_id, "timestamp": i.timestamp.astimezone(UTC), "valence": i.valence,
                  "arousal": i.arousal, "decision": i.decision} for i in batch]
         per_day = Counter((row["timestamp"].date(), row["decision"]) for row in rows)
@@ -111,11 +122,10 @@ class VivoxStore:
                       "last_at": sa.func.max(profiles.c.last_at, last)
                       if self.db.is_sqlite else sa.func.greatest(profiles.c.last_at, last),
                       "updated_at": now}))
-
-    async def set_drift(self, user_id: str, overall: float) -> None:
-        async with self.db.begin() as conn:
+            result = await compute(conn)
             await conn.execute(profiles.update().where(profiles.c.user_id == user_id)
-                               .values(overall_drift=overall))
+                               .values(overall_drift=drift(result)))
+        return result
 
     async def profile(self, conn: AsyncConnection, user_id: str) -> Profile | None:
         row = (await conn.execute(profiles.select().where(profiles.c.user_id == user_id))).first()
@@ -124,8 +134,8 @@ class VivoxStore:
         return Profile(row.interactions, row.first_at.date(), row.last_at.date(), row.updated_at)
 
     async def windows(self, conn: AsyncConnection, user_id: str,
-                      ends: Sequence[datetime]) -> list[Window]:
-        """The user's last `WINDOW` interactions before each of `ends`.
+                      ends: Sequence[datetime | None]) -> list[Window]:
+        """The user's last `WINDOW` interactions before each of `ends` (None: of all).
 
         One indexed read per end, sent as one statement per `_WINDOWS_PER_QUERY`
         ends: each statement is a round trip to the driver.
@@ -137,7 +147,7 @@ class VivoxStore:
                 last = (sa.select(sa.literal(k).label("k"), interactions.c.valence,
                                   interactions.c.arousal, interactions.c.decision)
                         .where(interactions.c.user_id == user_id,
-                               interactions.c.timestamp < ends[k])
+                               sa.true() if ends[k] is None else interactions.c.timestamp < ends[k])
                         .order_by(interactions.c.timestamp.desc(), interactions.c.id.desc())
                         .limit(WINDOW).subquery())
                 parts.append(sa.select(last))
