@@ -11,6 +11,7 @@ import structlog
 
 from ._accounts import User
 from ._cache import Cache, CacheRegion
+from ._private_files import private_directory
 from ._settings import KernelSettings, PluginSettings
 from ._storage import Database
 
@@ -96,10 +97,9 @@ class PluginContext:
 
     @property
     def data_dir(self) -> Path:
-        """A directory of the plugin's own under the kernel's data dir."""
-        path = self.kernel_settings.data_dir / "plugins" / self.name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """A directory of the plugin's own under the kernel's data dir (`0700`, like
+        the data dir; files the plugin writes there should be `0600`)."""
+        return private_directory(self.kernel_settings.data_dir / "plugins" / self.name)
 
     def set_degraded(self, reason: str | None) -> None:
         """Report a fallback in use (degraded) or, with None, its end."""

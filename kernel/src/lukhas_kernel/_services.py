@@ -14,6 +14,7 @@ from ._accounts import Accounts
 from ._cache import Cache
 from ._flags import FlagStore
 from ._isolation import describe
+from ._private_files import check_private
 from ._ratelimit import RateLimits
 from ._settings import KernelSettings, SettingsError
 from ._storage import Database, StorageError, default_url
@@ -70,6 +71,7 @@ def database_from(settings: KernelSettings) -> Database:
     when the SQLite file's directory cannot be created.
     """
     url = settings.database_url or default_url(settings.data_dir)
+    check_private(settings.data_dir)
     try:
         return Database(url, settings.db_timeout_s, settings.db_busy_timeout_ms)
     except ImportError as exc:  # a driver that is not installed: name the extra that installs it

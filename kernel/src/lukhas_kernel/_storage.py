@@ -23,6 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from ._private_files import check_private, private_file
 from ._sqlite_threads import WRITE, SqliteThreads, tune_sqlite
 
 __all__ = ["Database", "StorageError", "UtcDateTime", "default_url"]
@@ -150,7 +151,11 @@ class Database:
         # `:memory:` (or no name) is private to one connection; a file is shared.
         sqlite_file = self.is_sqlite and self.url.database not in (None, "", ":memory:")
         if sqlite_file:
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it: SQLite gives the -wal and
+            # -shm files it creates the database file's mode.
+            database = private_file(Path(self.url.database))
+            for companion in ("-wal", "-shm"):
+                check_private(database.with_name(database.name + companion))
         if self.url.get_driver_name() == "asyncpg":
             options["connect_args"] = _asyncpg_connect_args(timeout_s, busy_timeout_ms)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
