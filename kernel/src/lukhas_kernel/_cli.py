@@ -20,6 +20,7 @@ from ._cli_common import settings as _settings
 from ._discovery import discover
 from ._isolation import describe
 from ._records import PluginState, PluginView, StartupReport
+from ._serving import ConnectionLimits, serve_app
 from ._settings import KernelSettings, SettingsError, flag_name, load_flags
 from ._storage import StorageError
 from ._workers import CannotStart, Supervisor, prepare, serve_worker
@@ -96,7 +97,7 @@ def serve(host: str | None, port: int | None, workers: int | None, worker_fd: in
         return application
 
     try:
-        web.run_app(app(), sock=sock, print=None, access_log=None)
+        serve_app(app(), sock, ConnectionLimits.of(settings))
     except SettingsError as exc:
         _fail(str(exc), 2)
     except StorageError as exc:

@@ -24,6 +24,7 @@ from ._openapi import add_docs_routes
 from ._problems import ProblemError, from_exception, problem_response
 from ._records import PluginRecord, PluginState, Stage
 from ._routing import MAX_TARGET_BYTES, Route, wrap_handler
+from ._serving import ANSWER_HEADERS
 
 __all__ = ["KERNEL_KEY", "WORKER_HEADER", "build_app", "request_id"]
 
@@ -40,6 +41,17 @@ log = structlog.get_logger("lukhas.host")
 # the random half, across processes; far cheaper than `uuid.uuid4()`.
 _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count()
+#: On every HTML page any route serves (`/docs`, `/status`, a plugin's own),
+#: unless the page sets its own: a browser loads nothing but the host's own
+#: files for it (no inline script or style, no other origin), never shows it
+#: inside another site's frame, and sends no Referer from it.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+                               "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 #: On every answer: the pid of the host process that answered, so that an
 #: operator (and a test) can tell the processes of `lukhas serve --workers N` apart.
 WORKER_HEADER = "X-Lukhas-Worker"
@@ -153,7 +165,7 @@ def build_app(kernel: Kernel) -> web.Application:
         handler_args={"logger": server_logger(), "max_line_size": _PARSER_LINE_BYTES},
     )
     app[KERNEL_KEY] = kernel
-    app.on_response_prepare.append(_stamp_request_id)
+    app.on_response_prepare.append(_stamp_answer)
 
     mounted: list[tuple[str | None, Route]] = [(None, r) for r in kernel_routes(kernel)]
     mounted += kernel.routes
@@ -179,12 +191,17 @@ def build_app(kernel: Kernel) -> web.Application:
     return app
 
 
-async def _stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
+async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
     request_id = request.get(REQUEST_ID_KEY)
     if request_id:
-        response.headers["X-Request-ID"] = request_id
+        headers["X-Request-ID"] = request_id
     # Read per answer, not once at import: cheap, and right in any process.
-    response.headers[WORKER_HEADER] = str(os.getpid())
+    headers[WORKER_HEADER] = str(os.getpid())
+    headers.update(ANSWER_HEADERS)
+    if response.content_type == "text/html":
+        for name, value in PAGE_HEADERS.items():
+            headers.setdefault(name, value)
 
 
 @contextlib.asynccontextmanager

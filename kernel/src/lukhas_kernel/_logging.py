@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -12,7 +13,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ._settings import KernelSettings
 
-__all__ = ["configure_logging", "server_logger"]
+__all__ = ["configure_logging", "parser_reason", "server_logger"]
 
 
 def configure_logging(settings: KernelSettings, worker: int | None = None) -> None:
@@ -56,6 +57,23 @@ def _tag_worker(worker: int) -> structlog.types.Processor:
     return tag
 
 
+# The leading words of aiohttp's parser messages ("Invalid header value char",
+# "Got more than 8190 bytes when reading"). Whatever of the request a message
+# quotes comes after them, as a repr (quotes) or after a colon: this pattern
+# can match no such part.
+_PARSER_WORDS = re.compile(r"[A-Za-z0-9 ]*")
+
+
+def parser_reason(exc: HttpProcessingError) -> str:
+    """What aiohttp's HTTP parser refused, without any byte of the request.
+
+    Its messages quote the offending line, which may be an `Authorization`
+    or `Cookie` header: only the describing words are kept.
+    """
+    words = _PARSER_WORDS.match(exc.message or "")
+    return (words.group().strip() if words else "") or "malformed request"
+
+
 class _ToStructlog(logging.Handler):
     """aiohttp's own server log as structlog events, so the log stays one JSON
     object a line.
@@ -63,16 +81,16 @@ class _ToStructlog(logging.Handler):
     aiohttp answers a request its HTTP parser rejects (a request line or a
     header over 8190 bytes, a control character in a header) with a `400`
     before any middleware runs, and logs it with a traceback. That is the
-    client's doing: one warning line with the reason, no traceback.
+    client's doing: one warning line with the reason (never the request's
+    bytes: see `parser_reason`), no traceback.
     """
 
     def emit(self, record: logging.LogRecord) -> None:
         log = structlog.get_logger("lukhas.http")
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
-            reason = (exc.message or "").strip().splitlines()[0:1]
             log.warning("http.malformed_request", status=exc.code,
-                        reason=f"{type(exc).__name__}: {reason[0] if reason else ''}"[:300])
+                        reason=f"{type(exc).__name__}: {parser_reason(exc)}")
             return
         log.log(record.levelno, record.getMessage(), exc_info=record.exc_info)
 

@@ -88,6 +88,12 @@ class KernelSettings(PluginSettings):
     workers: int = Field(1, ge=1, le=64)
     plugin_timeout_s: float = Field(5.0, gt=0, le=3600)
     request_timeout_s: float = Field(30.0, gt=0, le=3600)
+    # A connection has this long for a request's headers, then for its body
+    # (from the end of the headers); past either it is closed (see _serving).
+    header_timeout_s: float = Field(10.0, gt=0, le=3600)
+    body_timeout_s: float = Field(60.0, gt=0, le=3600)
+    # Open connections per host process; more are closed at once.
+    max_connections: int = Field(1000, ge=1, le=1_000_000)
     health_interval_s: float = Field(30.0, gt=0)
     required_plugins: str = ""
     extra_plugins: str = ""

@@ -48,6 +48,7 @@ from aiohttp import web
 
 from ._bootstrap import create_app, load_kernel, migrate_plugins
 from ._logging import configure_logging
+from ._serving import ConnectionLimits, serve_app
 from ._settings import KernelSettings, SettingsError
 from ._storage import StorageError
 
@@ -119,7 +120,7 @@ def serve_worker(settings: KernelSettings, config: dict[str, Any], listen_fd: in
         return application
 
     try:
-        web.run_app(app(), sock=sock, print=None, access_log=None)
+        serve_app(app(), sock, ConnectionLimits.of(settings))
     except SettingsError as exc:
         report(f"failed 2 {exc}")
         sys.exit(2)

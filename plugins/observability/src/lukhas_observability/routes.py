@@ -14,7 +14,7 @@ from prometheus_client.exposition import choose_encoder
 
 from .metrics import HttpMetrics, Scrape, StartupGauge
 from .models import ObservabilitySettings
-from .status import TrafficWindow, render
+from .status import STYLESHEET, TrafficWindow, render
 
 
 def observability_routes(context: PluginContext) -> list[Route]:
@@ -46,9 +46,15 @@ def observability_routes(context: PluginContext) -> list[Route]:
                       kernel.ready)
         return web.Response(text=page, content_type="text/html")
 
+    async def stylesheet(request: web.Request) -> web.Response:
+        return web.Response(text=STYLESHEET, content_type="text/css",
+                            headers={hdrs.CACHE_CONTROL: "max-age=3600"})
+
     return [
         Route("GET", "/metrics", metrics, media_type="text/plain",
               summary="Prometheus metrics: text format, or OpenMetrics when the Accept header asks"),
         Route("GET", "/status", status, media_type="text/html",
               summary="Status page for a person: plugins, their states and live request figures"),
+        Route("GET", "/status/style.css", stylesheet, media_type="text/css",
+              summary="The status page's stylesheet"),
     ]

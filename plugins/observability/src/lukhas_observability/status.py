@@ -99,7 +99,9 @@ class TrafficWindow:
         return seconds, by_owner
 
 
-_STYLE = """
+#: Served as /status/style.css: the page carries no inline style, so its
+#: Content-Security-Policy can allow the host's own files only.
+STYLESHEET = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#1b1f24}
 h1{font-size:1.5rem;margin:0 0 .25rem}h2{font-size:1.15rem;margin:2rem 0 .5rem}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem .6rem;
@@ -151,7 +153,7 @@ def render(report: StartupReport, plugins: list[PluginView], seconds: float,
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="refresh" content="{refresh_s}">
 <meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Lukhas status: {report.status}</title><style>{_STYLE}</style></head>
+<title>Lukhas status: {report.status}</title><link rel="stylesheet" href="/status/style.css"></head>
 <body>
 <header><h1>Lukhas status: <span class="state {report.status}">{report.status}</span></h1>
 <p class="muted">{"Serving" if ready else "Starting"}; {len(plugins)} plugins.
