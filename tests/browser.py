@@ -13,20 +13,30 @@ import itertools
 import os
 import shutil
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-__all__ = ["visible_text"]
+__all__ = ["Loaded", "load_page", "visible_text"]
 
 _FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--blink-settings=scriptEnabled=false", "--remote-debugging-port=0",
-    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
 ]
+_NO_SCRIPT = "--blink-settings=scriptEnabled=false"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a page showed: the value of the evaluated expression, and every
+    message the browser logged while loading it (CSP refusals among them)."""
+
+    value: Any
+    log: list[str]
 
 
 class _DevTools:
@@ -47,6 +57,10 @@ class _DevTools:
                     raise AssertionError(f"DevTools {method}: {message['error']}")
                 return message.get("result", {})
             self._events.append(message)
+
+    def logged(self) -> list[str]:
+        """The text of every `Log.entryAdded` event received so far."""
+        return [m["params"]["entry"]["text"] for m in self._events if m.get("method") == "Log.entryAdded"]
 
     async def event(self, method: str) -> dict[str, Any]:
         while True:
@@ -69,6 +83,14 @@ async def _devtools_port(profile: Path, process: asyncio.subprocess.Process) -> 
 
 async def visible_text(url: str, workdir: Path, timeout_s: float = 60.0) -> str:
     """Load `url` (on 127.0.0.1) with JavaScript off; return the page's visible text."""
+    return (await load_page(url, workdir, timeout_s=timeout_s)).value
+
+
+async def load_page(url: str, workdir: Path, *, javascript: bool = False,
+                    expression: str = "document.body.innerText", settle_s: float = 0.0,
+                    timeout_s: float = 60.0) -> Loaded:
+    """Load `url` (on 127.0.0.1), wait `settle_s` after its load event (for
+    scripts to render), and evaluate `expression` in it."""
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("chromium is not installed (`make test` installs Debian's chromium)")
@@ -76,7 +98,8 @@ async def visible_text(url: str, workdir: Path, timeout_s: float = 60.0) -> str:
     profile.mkdir(parents=True)
     # Its own process group, so its helper processes end with it.
     process = await asyncio.create_subprocess_exec(
-        executable, *_FLAGS, f"--user-data-dir={profile}", "about:blank",
+        executable, *_FLAGS, *([] if javascript else [_NO_SCRIPT]), f"--user-data-dir={profile}",
+        "about:blank",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
     try:
@@ -89,11 +112,13 @@ async def visible_text(url: str, workdir: Path, timeout_s: float = 60.0) -> str:
                 async with session.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
                     devtools = _DevTools(ws)
                     await devtools.call("Page.enable")
+                    await devtools.call("Log.enable")
                     await devtools.call("Page.navigate", url=url)
                     await devtools.event("Page.loadEventFired")
-                    result = await devtools.call("Runtime.evaluate", expression="document.body.innerText",
+                    await asyncio.sleep(settle_s)
+                    result = await devtools.call("Runtime.evaluate", expression=expression,
                                                  returnByValue=True)
-                    return result["result"]["value"]
+                    return Loaded(result["result"].get("value"), devtools.logged())
     finally:
         if process.returncode is None:
             os.killpg(process.pid, signal.SIGKILL)  # the group we started, by its leader's pid

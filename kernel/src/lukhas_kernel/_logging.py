@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 
+from ._redaction import redact_event
 from ._settings import KernelSettings
 
 __all__ = ["configure_logging", "parser_reason", "server_logger"]
@@ -39,6 +40,7 @@ def configure_logging(settings: KernelSettings, worker: int | None = None) -> No
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_event,  # last before rendering: tracebacks are text by now
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

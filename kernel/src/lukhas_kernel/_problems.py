@@ -9,6 +9,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from ._redaction import redact
+
 __all__ = ["Problem", "ProblemError", "problem_response", "validation_problem"]
 
 PROBLEM_JSON = "application/problem+json"
@@ -56,7 +58,7 @@ def problem_response(
         "type": type,
         "title": HTTPStatus(status).phrase,
         "status": status,
-        "detail": detail,
+        "detail": redact(detail),  # it may quote the request's path
     }
     if errors is not None:
         body["errors"] = errors

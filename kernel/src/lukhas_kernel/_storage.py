@@ -146,7 +146,9 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         # A server connection may have been dropped while pooled; a file may not.
         # SQLite connections are reset by `tune_sqlite`, only when needed.
-        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite,
+        # hide_parameters: a statement's values (a token's hash, a user's
+        # data) never appear in an error's message, and so never in a log.
+        options: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": not self.is_sqlite,
                                    "pool_reset_on_return": None if self.is_sqlite else "rollback"}
         # `:memory:` (or no name) is private to one connection; a file is shared.
         sqlite_file = self.is_sqlite and self.url.database not in (None, "", ":memory:")
