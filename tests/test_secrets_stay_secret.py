@@ -25,10 +25,11 @@ def malformed_requests(token: str) -> dict[str, bytes]:
     """Requests aiohttp's parser refuses, each carrying `token` (and a cookie)."""
     auth = f"Authorization: Bearer {token}\r\n"
     cookie = f"Cookie: {COOKIE}\r\n"
+    plugins = f"GET /api/v1/plugins HTTP/1.1\r\nHost: x\r\n{auth[:-2]}"
     shapes = {
-        "oversized Authorization": f"GET /api/v1/plugins HTTP/1.1\r\nHost: x\r\n{auth[:-2]}{'A' * 9000}\r\n\r\n",
-        "control character in Authorization": f"GET /api/v1/plugins HTTP/1.1\r\nHost: x\r\n{auth[:-2]}\x01\r\n\r\n",
-        "NUL in Authorization": f"GET /api/v1/plugins HTTP/1.1\r\nHost: x\r\n{auth[:-2]}\x00x\r\n\r\n",
+        "oversized Authorization": f"{plugins}{'A' * 9000}\r\n\r\n",
+        "control character in Authorization": f"{plugins}\x01\r\n\r\n",
+        "NUL in Authorization": f"{plugins}\x00x\r\n\r\n",
         "control character in Cookie": f"GET / HTTP/1.1\r\nHost: x\r\n{auth}{cookie[:-2]}\x7f\r\n\r\n",
         "bare LF after Authorization": f"GET / HTTP/1.1\r\nHost: x\r\n{auth[:-2]}\nX: y\r\n\r\n",
         "oversized request line": f"GET /healthz?t={token}&{'a' * 70_000} HTTP/1.1\r\nHost: x\r\n{auth}\r\n",
