@@ -70,12 +70,20 @@ class AuditChain:
     def __init__(self) -> None:
         self._head: str | None = None
 
+    @staticmethod
+    def lock(conn: sa.Connection) -> None:
+        """Become the one writer extending the chain until the transaction ends.
+
+        SQLite's BEGIN IMMEDIATE already is one writer; on PostgreSQL the
+        lock is self-exclusive, so taking it again in one transaction is free.
+        """
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("LOCK TABLE glyphs_audit IN SHARE ROW EXCLUSIVE MODE"))
+
     def record(self, conn: sa.Connection, action: str, glyph_id: str | None,
                actor: str | None, details: dict[str, Any]) -> None:
         """Append an entry inside the caller's write transaction (`Database.write`)."""
-        if conn.dialect.name == "postgresql":
-            # One writer at a time extends the chain (SQLite's BEGIN IMMEDIATE already is).
-            conn.execute(sa.text("LOCK TABLE glyphs_audit IN SHARE ROW EXCLUSIVE MODE"))
+        self.lock(conn)
         at = clock.now()
         if self._head is not None and self._append(conn, self._head, at, action, glyph_id,
                                                    actor, details, only_after=True):

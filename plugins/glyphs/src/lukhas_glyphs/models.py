@@ -1,4 +1,4 @@
-"""Settings, request and response models of the glyphs plugin (CONTRACT §9)."""
+"""Settings, request and response models of the glyphs plugin (see the plugin's README)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any, Literal
 from lukhas_kernel import JsonInt, PageQuery, PluginSettings
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
+
+from .tokens import MIN_KEY_BYTES
 
 ENDPOINT = r"^[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9_.:-]{1,128}$"
 Symbol = Literal["LINK", "TRUST", "GUARD", "FLOW", "SEAL", "ECHO"]
@@ -22,12 +24,20 @@ class GlyphsSettings(PluginSettings):
 
     model_config = SettingsConfigDict(env_prefix="GLYPHS_")
 
+    # Its length is checked at setup, not here: a settings error would show
+    # the value it refused, and this one is a secret.
     signing_key: SecretStr | None = Field(
-        None, min_length=32, validation_alias=AliasChoices("LUKHAS_GLYPH_SIGNING_KEY", "signing_key"),
-        description="HMAC key for tokens; generated once into the data dir when unset")
+        None, validation_alias=AliasChoices("LUKHAS_GLYPH_SIGNING_KEY", "signing_key"),
+        description=f"HMAC key for tokens, at least {MIN_KEY_BYTES} bytes; generated once into "
+        "the data dir when unset")
     previous_keys: SecretStr = Field(
         SecretStr(""), description="comma-separated keys that still verify (rotation)")
     bind_rate_limit: str = Field("50/minute", description="binds per caller; empty: no limit")
+    validate_rate_limit: str = Field(
+        "600/minute", description="validations per caller; empty: no limit")
+    audit_window_s: float = Field(
+        60.0, ge=0, le=86_400, description="a caller's repeated failed validations (one reason, "
+        "one glyph) within it are one audit entry with their count (0: an entry each)")
     cache_ttl_s: float = Field(
         5.0, ge=0, le=3600, description="bindings cached for validation; another host's revocation "
         "is seen within it (0: no cache)")
@@ -105,3 +115,11 @@ class AuditEntry(BaseModel):
     details: dict[str, Any]
     prev_hash: str
     hash: str
+    count: int = Field(1, description="how many events the entry stands for: its details' "
+                       "`count` (repeated failed validations), else 1")
+
+    @classmethod
+    def of(cls, row: Any) -> AuditEntry:
+        """The entry of a `glyphs_audit` row."""
+        count = row.details.get("count", 1) if isinstance(row.details, dict) else 1
+        return cls(**row._asdict(), count=count if isinstance(count, int) else 1)

@@ -13,7 +13,7 @@ from .metrics import GlyphMetrics
 from .models import GlyphsSettings
 from .routes import glyph_routes
 from .store import GlyphStore
-from .tokens import Signer, load_or_create_key
+from .tokens import Signer, configured_key, load_or_create_key
 
 
 @hookimpl
@@ -33,13 +33,14 @@ def lukhas_migrations() -> Path:
 
 @hookimpl
 async def lukhas_setup(context: PluginContext) -> None:
+    """Load (or generate) the signing key and open the store; a key too short fails the plugin."""
     settings: GlyphsSettings = context.settings  # type: ignore[assignment]
-    current = (settings.signing_key.get_secret_value().encode() if settings.signing_key
+    current = (configured_key(settings.signing_key.get_secret_value()) if settings.signing_key
                else load_or_create_key(context.data_dir / "signing.key"))
     previous = [k.strip().encode() for k in settings.previous_keys.get_secret_value().split(",")
                 if k.strip()]
-    context.state.update(store=GlyphStore(context.db, settings.cache_ttl_s), metrics=GlyphMetrics(),
-                         signer=Signer(current, previous))
+    store = GlyphStore(context.db, settings.cache_ttl_s, audit_window_s=settings.audit_window_s)
+    context.state.update(store=store, metrics=GlyphMetrics(), signer=Signer(current, previous))
 
 
 @hookimpl
@@ -52,6 +53,9 @@ def lukhas_health_checks(context: PluginContext) -> dict[str, HealthCheck]:
     async def tables() -> None:
         # Also sets the active-bindings gauge: at start-up, and as bindings expire.
         context.state["metrics"].active = await context.state["store"].active_count()
+        # And seals closed windows of failed validations that no later failure sealed,
+        # so each window's count reaches the chain within one health interval.
+        await context.state["store"].failures.seal()
 
     return {"tables": tables}
 

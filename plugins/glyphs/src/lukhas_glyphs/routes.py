@@ -1,4 +1,4 @@
-"""HTTP routes of the glyphs plugin (CONTRACT §9)."""
+"""HTTP routes of the glyphs plugin (see the plugin's README)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def glyph_routes(context: PluginContext) -> list[Route]:
         Route("POST", f"{PREFIX}/bind", bind, body=BindRequest, response=BoundGlyph, status=201,
               rate_limit=settings.bind_rate_limit or None, summary="Bind a source to a target with a symbol"),
         Route("POST", f"{PREFIX}/validate", validate, body=ValidateRequest, response=Validation,
-              summary="Check a GLYPH token"),
+              rate_limit=settings.validate_rate_limit or None, summary="Check a GLYPH token"),
         Route("GET", f"{PREFIX}/bindings/list", listing, query=GlyphListQuery, response=Page[Glyph],
               summary="Your bindings, newest first"),
         Route("GET", f"{PREFIX}/audit", audit_log, query=AuditQuery, response=Page[AuditEntry],

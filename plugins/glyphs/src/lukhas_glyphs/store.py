@@ -11,6 +11,7 @@ from cachetools import TTLCache
 from lukhas_kernel import Database, Page, UtcDateTime, paginate
 
 from . import audit, clock
+from .failures import FailureLog
 from .models import AuditEntry, AuditQuery, BindRequest, Glyph, GlyphListQuery
 
 __all__ = ["GlyphStore", "bindings"]
@@ -46,9 +47,11 @@ class GlyphStore:
     and, most of the time, no database round trip. This process's revocations
     clear it at once; another host's are seen within `cache_ttl_s`."""
 
-    def __init__(self, db: Database, cache_ttl_s: float = 0.0, cache_size: int = 100_000) -> None:
+    def __init__(self, db: Database, cache_ttl_s: float = 0.0, cache_size: int = 100_000,
+                 audit_window_s: float = 0.0) -> None:
         self.db = db
         self.chain = audit.AuditChain()
+        self.failures = FailureLog(db, self.chain, audit_window_s)
         self._rows: TTLCache[str, Any] | None = (
             TTLCache(cache_size, cache_ttl_s) if cache_ttl_s > 0 else None)
 
@@ -116,8 +119,8 @@ class GlyphStore:
         return revoked
 
     async def failed_validation(self, glyph_id: str | None, actor: str, reason: str) -> None:
-        await self.db.write(
-            lambda conn: self.chain.record(conn, "validate_failed", glyph_id, actor, {"reason": reason}))
+        """Account for a failed validation in the audit trail (aggregated: see failures.py)."""
+        await self.failures.record(glyph_id, actor, reason)
 
     async def active_count(self) -> int:
         return await self.db.read(lambda conn: conn.scalar(
@@ -125,6 +128,8 @@ class GlyphStore:
                 bindings.c.revoked_at.is_(None), bindings.c.expires_at > clock.now())))
 
     async def audit_page(self, query: AuditQuery) -> Page[AuditEntry]:
+        """Audit entries, newest first, after sealing every count of failed validations."""
+        await self.failures.seal(open_too=True)
         statement = audit.audit.select()
         if query.glyph_id is not None:
             statement = statement.where(audit.audit.c.glyph_id == query.glyph_id)
@@ -134,7 +139,7 @@ class GlyphStore:
 
         def rows(conn: sa.Connection) -> Page[AuditEntry]:
             found, next_cursor = split(conn.execute(statement).all())
-            items = [AuditEntry(**row._asdict()) for row in found]
+            items = [AuditEntry.of(row) for row in found]
             return Page[AuditEntry](items=items, count=len(items), next_cursor=next_cursor)
 
         return await self.db.read(rows)

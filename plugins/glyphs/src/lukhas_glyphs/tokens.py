@@ -15,37 +15,87 @@ import hashlib
 import os
 import re
 import secrets
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jwt
+import structlog
 
 from . import clock
 
-__all__ = ["Signer", "load_or_create_key"]
+__all__ = ["MIN_KEY_BYTES", "Signer", "configured_key", "load_or_create_key"]
 
 ALGORITHM = "HS256"
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 _CLAIMS = ("jti", "source", "target", "symbol", "priority", "iat", "exp")
+#: The shortest key accepted, from the file or `LUKHAS_GLYPH_SIGNING_KEY`: HS256's own size.
+MIN_KEY_BYTES = 32
+log = structlog.get_logger("lukhas.glyphs")
 
 
 def key_id(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:16]
 
 
-def load_or_create_key(path: Path) -> bytes:
-    """The key in `path`, created once (mode 0600) when missing."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as file:
-        key = secrets.token_urlsafe(48).encode()
-        file.write(key)
-        file.flush()
-        os.fsync(file.fileno())
+def configured_key(value: str) -> bytes:
+    """The key set in `LUKHAS_GLYPH_SIGNING_KEY`; ValueError naming the variable
+    (never showing the value) when shorter than `MIN_KEY_BYTES` bytes."""
+    key = value.encode()
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"LUKHAS_GLYPH_SIGNING_KEY holds {len(key)} bytes, fewer than "
+                         f"{MIN_KEY_BYTES}: set a longer key, or unset it to have one generated")
     return key
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The key in `path`, created once when missing: mode 0600 whatever the umask.
+
+    Raises ValueError naming the file when it holds fewer than `MIN_KEY_BYTES`
+    bytes (a short HMAC key is guessable); a file that group or others may
+    read is used, with a `storage.insecure_permissions` warning.
+    """
+    if not path.exists():
+        _create_key(path)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("storage.insecure_permissions", path=str(path), mode=f"{mode:04o}",
+                    fix=f"chmod 600 {path}")
+    key = path.read_bytes().strip()
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"signing key file {path} holds {len(key)} bytes, fewer than "
+                         f"{MIN_KEY_BYTES}: put a longer key in it, or remove it to have one "
+                         "generated (tokens signed with the old key then stop verifying)")
+    return key
+
+
+def _create_key(path: Path) -> None:
+    """Write a new key to `path` unless another process got there first.
+
+    The key is written and fsynced under a temporary name and then linked
+    into place, so `path` never exists half-written (a crash leaves no empty
+    key file that would refuse the next start) and the first link wins.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(file.fileno(), 0o600)  # the umask may have taken owner bits away
+            file.write(secrets.token_urlsafe(48).encode())
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process's key is in place: it is the key
+    finally:
+        temporary.unlink()
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the link survives a crash
+    finally:
+        os.close(directory)
 
 
 def _canonical(segment: str) -> bool:
