@@ -20,6 +20,13 @@ pytestmark = pytest.mark.both_databases
 DREAMS = "dreams=lukhas_dreams.plugin"
 
 
+@pytest.fixture(autouse=True)
+def _long_dreams_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LONG (64 × 16 × 8) is over the default DREAMS_MAX_JOB_COST: these tests
+    act on a job while it runs for seconds. The limit: test_dreams_fairness.py."""
+    monkeypatch.setenv("DREAMS_MAX_JOB_COST", str(64 * 16 * 8))
+
+
 async def dream(client: Any, **body: Any) -> dict[str, Any]:
     response = await client.post("/api/v1/dreams/parallel", json={"fragments": FRAGMENTS, **body})
     assert response.status == 202, await response.text()

@@ -16,7 +16,8 @@ from test_accounts_cli import add_user, get, post, serving
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.both_databases]
 
-ENV = {"DREAMS_MAX_RUNNING": "1"}
+#: LONG (64 × 16 × 8) is over the default DREAMS_MAX_JOB_COST: a job that runs for seconds.
+ENV = {"DREAMS_MAX_RUNNING": "1", "DREAMS_MAX_JOB_COST": str(64 * 16 * 8)}
 
 
 def job(url: str, token: str, dream_id: str) -> dict[str, Any]:

@@ -35,8 +35,10 @@ pytestmark = pytest.mark.both_databases
 
 DREAMS = "dreams=lukhas_dreams.plugin"
 MIGRATIONS = Path(compute.__file__).parent / "migrations"
-#: Short polls and leases, so takeovers happen within a test's patience.
-FAST = {"DREAMS_POLL_INTERVAL_S": "0.2", "DREAMS_MAX_PENDING_PER_USER": "100"}
+#: Short polls and leases, so takeovers happen within a test's patience; LONG
+#: (64 × 16 × 8) is over the default DREAMS_MAX_JOB_COST.
+FAST = {"DREAMS_POLL_INTERVAL_S": "0.2", "DREAMS_MAX_PENDING_PER_USER": "100",
+        "DREAMS_MAX_JOB_COST": str(64 * 16 * 8)}
 
 
 def host_env(database_env: dict[str, str], **settings: str) -> dict[str, str]:
@@ -92,14 +94,16 @@ def kill(host: Host) -> None:
 
 
 async def test_concurrent_claimers_take_each_job_once(database_url):
-    """Two engines (as two processes would have), eight claimers, 40 jobs."""
+    """Two engines (as two processes would have), eight claimers, 40 jobs of four
+    owners (the claim's fair order joins every owner's running jobs)."""
     first, second = Database(database_url, timeout_s=30), Database(database_url, timeout_s=30)
     try:
         await first.migrate("dreams", MIGRATIONS)
         await second.migrate("dreams", MIGRATIONS)
         stores = [DreamStore(first), DreamStore(second)]
         request = DreamRequest(fragments=FRAGMENTS, branches=1, depth=1)
-        made = [await stores[i % 2].create("usr_x", request, "sequential", i, 1000) for i in range(40)]
+        made = [await stores[i % 2].create(f"usr_{i % 4}", request, "sequential", i, 1000)
+                for i in range(40)]
 
         async def claimer(store: DreamStore, name: str) -> list[str]:
             taken = []

@@ -16,6 +16,16 @@ a restarted host resumes its jobs without waiting for their lease. The
 renewal also tells the runner which of its jobs were deleted (by a DELETE
 in any process) or taken over: their tasks are cancelled and their ends
 discarded.
+
+Fairness: the claim takes jobs round-robin over owners (`store._claimable`),
+and a runner with `max_running` of 2 or more keeps its last free slot for an
+owner with no job running anywhere. So one user's queue, however long, never
+occupies every slot: another user's job starts at once in the kept slot, or,
+when that is taken too, as soon as one running job ends, and a job's run is
+bounded by its cost (`DREAMS_MAX_JOB_COST`). A lone user runs `max_running - 1`
+jobs at once per process; with the sequential engine (one thread per job,
+one interpreter lock) or the parallel one (every job's branches on the same
+worker processes) that costs little throughput.
 """
 
 from __future__ import annotations
@@ -126,7 +136,8 @@ class JobRunner:
                     next_renewal = loop.time() + renew_every
                     await self._renew()
                 # A poll reads; only work found (or announced) costs a write transaction.
-                if len(self._running) < self.max_running and (woken or await self.store.has_work()):
+                if len(self._running) < self.max_running and (woken or await self.store.has_work(
+                        newcomers_only=self._last_slot_free)):
                     await self._fill()
                 if loop.time() - last_counts >= COUNTS_REFRESH_S:
                     last_counts = loop.time()
@@ -141,11 +152,17 @@ class JobRunner:
                 log.info("dreams.lost", dream_id=dream_id, reason="deleted or taken over")
                 task.cancel()
 
+    @property
+    def _last_slot_free(self) -> bool:
+        """Only the kept slot is free: it goes to an owner with no job running."""
+        return self.max_running > 1 and len(self._running) == self.max_running - 1
+
     async def _fill(self) -> None:
         """Claim jobs while this host has free slots and jobs wait."""
         changed = False
         while len(self._running) < self.max_running:
-            claim = await self.store.claim_next(self.me.runner, self.lease_s)
+            claim = await self.store.claim_next(self.me.runner, self.lease_s,
+                                                newcomers_only=self._last_slot_free)
             for dream_id in claim.interrupted:
                 log.warning("dreams.failed", dream_id=dream_id, reason="interrupted")
             changed = changed or bool(claim.interrupted)

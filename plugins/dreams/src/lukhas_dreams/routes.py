@@ -1,4 +1,4 @@
-"""HTTP routes of the dreams plugin (CONTRACT §7)."""
+"""HTTP routes of the dreams plugin (plugins/dreams/README.md, "Routes")."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ FLAG = "PARALLEL_DREAMS_ENABLED"
 
 def dream_routes(context: PluginContext) -> list[Route]:
     settings: DreamsSettings = context.settings  # type: ignore[assignment]
+    request_model = DreamRequest.limited(settings.max_job_cost)
 
     def store() -> DreamStore:
         return context.state["store"]
@@ -61,7 +62,7 @@ def dream_routes(context: PluginContext) -> list[Route]:
         runner().cancel(job.dream_id)
 
     return [
-        Route("POST", f"{PREFIX}/parallel", create, body=DreamRequest, response=DreamAccepted,
+        Route("POST", f"{PREFIX}/parallel", create, body=request_model, response=DreamAccepted,
               status=202, summary="Queue a dream job",
               errors={429: "too many of your dreams are queued or running"}),
         Route("GET", f"{PREFIX}/list", listing, query=PageQuery, response=Page[DreamSummary],

@@ -4,13 +4,13 @@ State changes are conditional updates (`WHERE status = … AND runner = …`), s
 a job deleted or taken over by another process in the meantime is never
 overwritten: the runner learns it from the row count and drops its work.
 
-Any host process on the database claims the next job (`claim_next`): the
-oldest whose lease has passed, else the oldest queued one, selected with
-`FOR UPDATE SKIP LOCKED` inside the claiming transaction. On PostgreSQL two
-claimers therefore never select the same row; on SQLite the clause is not
-rendered, and needs not be: a write transaction there is exclusive (BEGIN
-IMMEDIATE), so claims run one after another. A claimed job records its
-runner and a lease, renewed while it runs (`renew`).
+Any host process on the database claims the next job (`claim_next`): one
+whose lease has passed, else a queued one, taken fairly across owners
+(`_claimable`), selected with `FOR UPDATE SKIP LOCKED` inside the claiming
+transaction. On PostgreSQL two claimers therefore never select the same row;
+on SQLite the clause is not rendered, and needs not be: a write transaction
+there is exclusive (BEGIN IMMEDIATE), so claims run one after another. A
+claimed job records its runner and a lease, renewed while it runs (`renew`).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ jobs = sa.Table(
     sa.Column("lease_expires_at", UtcDateTime, nullable=True),
     sa.Index("dreams_jobs_owner_created", "owner", "created_at", "id"),
     sa.Index("dreams_jobs_status_created", "status", "created_at", "id"),
+    sa.Index("dreams_jobs_owner_started", "owner", "started_at"),
 )
 _HIDDEN = ("fragments", "result", "error", "runner", "lease_expires_at")
 _SUMMARY = [c for c in jobs.c if c.name not in _HIDDEN]
@@ -67,6 +68,38 @@ def _expired(now: datetime) -> sa.ColumnElement[bool]:
 
 
 _QUEUED = jobs.c.status == "queued"
+
+
+def _claimable(condition: sa.ColumnElement[bool], now: datetime, *,
+               newcomers_only: bool = False) -> sa.Select[Any]:
+    """The job to claim next among those matching `condition`, fairly across owners.
+
+    Round-robin over the owners with such jobs: first the owner with the
+    fewest jobs running (with a live lease, in any process), then the one
+    whose latest job started longest ago (an owner never served first), then
+    that owner's oldest job. So a user's long queue never holds up another
+    user's job for more than the jobs already running. With `newcomers_only`,
+    only owners with no job running qualify: the runner's last free slot is
+    kept for them (`JobRunner`).
+    """
+    live = sa.and_(jobs.c.status == "running", jobs.c.lease_expires_at >= now)
+    # Few rows: only running jobs, read through the status index.
+    running = (sa.select(jobs.c.owner, sa.func.count().label("jobs")).where(live)
+               .group_by(jobs.c.owner).subquery("running"))
+    served = jobs.alias("served")
+    # max() of the (owner, started_at) index: one index lookup per owner.
+    last_start = (sa.select(sa.func.max(served.c.started_at))
+                  .where(served.c.owner == jobs.c.owner).scalar_subquery())
+    statement = (
+        sa.select(jobs.c.id, *_INPUTS)
+        .select_from(jobs.outerjoin(running, running.c.owner == jobs.c.owner))
+        .where(condition)
+        .order_by(sa.func.coalesce(running.c.jobs, 0), last_start.nulls_first(),
+                  jobs.c.created_at, jobs.c.id)
+        .limit(1))
+    if newcomers_only:
+        statement = statement.where(running.c.jobs.is_(None))
+    return statement
 
 
 class PendingLimit(Exception):
@@ -154,15 +187,24 @@ class DreamStore:
         return await self.db.write(
             lambda conn: conn.execute(jobs.delete().where(jobs.c.id == dream_id)).rowcount > 0)
 
-    async def has_work(self) -> bool:
-        """Whether a job waits to be claimed: the poll, two indexed reads."""
-        now = _now()
-        return await self.db.read(lambda conn: bool(conn.scalar(sa.select(sa.or_(
-            sa.exists().where(_QUEUED), sa.exists().where(_expired(now)))))))
+    async def has_work(self, *, newcomers_only: bool = False) -> bool:
+        """Whether a job waits to be claimed (by `claim_next` with the same
+        `newcomers_only`): the poll, indexed reads only."""
+        def found(conn: sa.Connection) -> bool:
+            now = _now()
+            if not newcomers_only:  # the common poll: two index probes
+                return bool(conn.scalar(sa.select(sa.or_(
+                    sa.exists().where(_QUEUED), sa.exists().where(_expired(now))))))
+            return any(conn.execute(_claimable(condition, now, newcomers_only=True)).first()
+                       is not None for condition in (_expired(now), _QUEUED))
 
-    async def claim_next(self, runner: str, lease_s: float) -> Claim:
-        """Claim the next job for `runner`, leased for `lease_s`: the oldest
-        whose lease passed (its runner died or stopped), else the oldest queued.
+        return await self.db.read(found)
+
+    async def claim_next(self, runner: str, lease_s: float, *,
+                         newcomers_only: bool = False) -> Claim:
+        """Claim the next job for `runner`, leased for `lease_s`: one whose
+        lease passed (its runner died or stopped), else a queued one; each
+        chosen fairly across owners (`_claimable`, with `newcomers_only`).
 
         An expired job that already ran `MAX_ATTEMPTS` times is failed with
         `interrupted` instead, and the next one is looked at.
@@ -172,10 +214,10 @@ class DreamStore:
             interrupted: list[str] = []
             for condition in (_expired(now), _QUEUED):
                 # The inputs come with the row: the claim needs no second read.
-                oldest = (sa.select(jobs.c.id, *_INPUTS).where(condition)
-                          .order_by(jobs.c.created_at, jobs.c.id).limit(1)
-                          .with_for_update(skip_locked=True))
-                while (row := conn.execute(oldest).first()) is not None:
+                # Only the job's row is locked (the running counts are an outer join's nullable side).
+                nexts = (_claimable(condition, now, newcomers_only=newcomers_only)
+                         .with_for_update(skip_locked=True, of=jobs))
+                while (row := conn.execute(nexts).first()) is not None:
                     mine = jobs.update().where(jobs.c.id == row.id, condition)
                     if row.attempts >= MAX_ATTEMPTS:
                         conn.execute(mine.values(status="failed", error=INTERRUPTED, finished_at=now,
