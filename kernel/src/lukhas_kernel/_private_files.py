@@ -25,6 +25,7 @@ _warned: set[Path] = set()
 
 
 def _warn_if_shared(path: Path, mode: int) -> None:
+    path = path.resolve()  # one warning, whichever way the path was spelt
     if mode & _SHARED and path not in _warned:
         _warned.add(path)
         log.warning("storage.insecure_permissions", path=str(path), mode=f"{stat.S_IMODE(mode):04o}",
