@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from typing import Any, Literal
 
@@ -47,6 +48,16 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    return True
+
+
 class BindRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -54,12 +65,17 @@ class BindRequest(BaseModel):
     target: str = Field(pattern=ENDPOINT, examples=["doc:q3-report"])
     symbol: Symbol
     priority: Priority = "NORMAL"
-    context: dict[str, Any] = Field(default_factory=dict, description="a JSON object of at most 4 KiB")
+    context: dict[str, Any] = Field(default_factory=dict, description=(
+        "a JSON object of at most 4 KiB; its numbers within a double's range"))
     ttl_seconds: JsonInt = Field(86_400, ge=60, le=31_536_000)
 
     @field_validator("context")
     @classmethod
     def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # A number past a double's range (1e400) is read as infinity, which
+        # JSON cannot carry back out (nor PostgreSQL's jsonb store).
+        if not _finite(value):
+            raise ValueError("context holds a number beyond a double's range (about 1.8e308)")
         size = len(_compact(value).encode())
         if size > CONTEXT_BYTES:
             raise ValueError(f"context is {size} bytes as compact JSON; at most {CONTEXT_BYTES}")
