@@ -143,7 +143,8 @@ async def test_a_flood_of_failures_is_a_few_entries_counting_each(lukhas_host, m
     assert result.returncode == 0 and f"intact: {before + 9} entries" in result.stdout, result.stderr
 
 
-async def test_the_next_failure_after_a_window_seals_it(lukhas_host, moved, database_url):
+async def test_the_next_failure_after_a_window_seals_it(lukhas_host, moved, tmp_path, database_url,
+                                                        database_env):
     client = await lukhas_host([GLYPHS])
     for _ in range(10):
         await validate(client, "garbage")
@@ -156,6 +157,10 @@ async def test_the_next_failure_after_a_window_seals_it(lukhas_host, moved, data
         await validate(client, "garbage")
     open_count = await on_database(database_url, lambda db: db.scalar(sa.select(windows.c.count)))
     assert open_count == 5  # counted, not yet an entry
+    result = audit_verify(tmp_path / "data", database_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ("audit chain intact: 3 entries; 5 failed validations "
+                                     "counted in 1 open windows, not yet in an entry")
 
 
 async def test_the_health_check_seals_closed_windows(lukhas_host, moved, database_url):
