@@ -6,6 +6,7 @@ job's cost (fragments × branches × depth) is bounded at the POST.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,11 @@ from conftest import on_database, problem
 from dream_inputs import FRAGMENTS, large_fragments
 from lukhas_dreams.models import DreamRequest, DreamsSettings
 from lukhas_dreams.store import jobs
+from test_accounts_cli import add_user, send, serving
+from test_cli import first_admin_token
 from test_dreams import DREAMS, other_user, running, settled
+from test_dreams_scale import job as remote_job
+from test_dreams_scale import submit, wait_job
 
 pytestmark = pytest.mark.both_databases
 
@@ -64,20 +69,49 @@ async def test_one_users_full_queue_does_not_hold_up_another_users_small_dream(l
     assert done["status"] == "completed", done
     first_heavy = await settled(client, heavy[0])
     assert first_heavy["status"] == "completed", first_heavy
-    theirs = [await job(client, dream_id) for dream_id in heavy]
-    small_created, small_started = at(done["created_at"]), at(done["started_at"])
-    # Not one of the heavy dreams still queued when the small one came started before it.
-    started_after_it_came = [j for j in theirs if j["started_at"] and small_created < at(j["started_at"])]
-    assert all(at(j["started_at"]) > small_started for j in started_after_it_came), theirs
     # The lone user had one slot of the two; the other was kept for another user.
-    running_when_it_came = [j for j in theirs if j["started_at"] and at(j["started_at"]) < small_created
-                            and (j["finished_at"] is None or at(j["finished_at"]) > small_created)]
-    assert len(running_when_it_came) == 1, theirs
-    # So it did not wait for a heavy dream to end: it started within one heavy run.
-    heavy_run = at(first_heavy["finished_at"]) - at(first_heavy["started_at"])
-    assert small_started - small_created < heavy_run, (done, first_heavy)
+    assert_started_first(done, [await job(client, dream_id) for dream_id in heavy], first_heavy,
+                         running_at_arrival=1)
     for dream_id in heavy:
         assert (await client.delete(f"/api/v1/dreams/{dream_id}")).status == 204
+
+
+def assert_started_first(small: dict[str, Any], heavy: list[dict[str, Any]],
+                         completed: dict[str, Any], running_at_arrival: int) -> None:
+    """The small dream started before every heavy one still queued when it came,
+    within one heavy dream's run (`completed`'s), `running_at_arrival` heavy
+    ones running then."""
+    small_created, small_started = at(small["created_at"]), at(small["started_at"])
+    started_after_it_came = [j for j in heavy if j["started_at"] and small_created < at(j["started_at"])]
+    assert all(at(j["started_at"]) > small_started for j in started_after_it_came), heavy
+    running = [j for j in heavy if j["started_at"] and at(j["started_at"]) < small_created
+               and (j["finished_at"] is None or at(j["finished_at"]) > small_created)]
+    assert len(running) == running_at_arrival, heavy
+    # It did not wait for a heavy dream to end.
+    heavy_run = at(completed["finished_at"]) - at(completed["started_at"])
+    assert small_started - small_created < heavy_run, (small, completed)
+
+
+def test_fairness_holds_across_host_processes(tmp_path, database_env):
+    """Two `lukhas serve` processes on one database: each runs one of the heavy
+    user's dreams and keeps its other slot; the other user's dream, sent to
+    either, starts at once, and each dream is claimed once."""
+    env = {**database_env, "DREAMS_POLL_INTERVAL_S": "0.2"}
+    with serving(tmp_path, env) as a:
+        admin = first_admin_token(a.process)
+        _, ada = add_user(tmp_path, "ada", env=database_env)
+        with serving(tmp_path, env) as b:
+            heavy = [submit((a, b)[n % 2].url, admin, {**HEAVY, "seed": n}) for n in range(10)]
+            small = submit(b.url, ada, SMALL)
+            done = wait_job(a.url, ada, small, lambda j: j["status"] not in ("queued", "running"))
+            assert done["status"] == "completed", done
+            completed = wait_job(a.url, admin, heavy[0], lambda j: j["status"] == "completed")
+            assert_started_first(done, [remote_job(b.url, admin, dream_id) for dream_id in heavy],
+                                 completed, running_at_arrival=2)
+            for dream_id in heavy:  # the hosts then stop without a dream left to hand over
+                assert send(f"{a.url}/api/v1/dreams/{dream_id}", admin, None, method="DELETE")[0] == 204
+    claims = Counter(line["dream_id"] for host in (a, b) for line in host.events("dreams.claimed"))
+    assert claims[small] == 1 and max(claims.values()) == 1, claims
 
 
 async def test_users_with_queued_dreams_take_turns(lukhas_host, monkeypatch):
