@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import on_database, problem
+from conftest import on_database, plugin_states, problem
 from dream_inputs import FRAGMENTS, large_fragments
 from lukhas_dreams.models import DreamRequest, DreamsSettings
 from lukhas_dreams.store import jobs
@@ -201,3 +201,8 @@ async def test_cost_limit_is_a_setting_and_the_schema_states_it(lukhas_host, mon
     wide = await lukhas_host([DREAMS])
     largest = await post(wide, {"fragments": ["x"] * 64, "branches": 16, "depth": 8})
     assert (await wide.delete(f"/api/v1/dreams/{largest}")).status == 204
+
+    monkeypatch.setenv("DREAMS_MAX_JOB_COST", "100")  # below one fragment at 16 branches, depth 8
+    refused = await lukhas_host([DREAMS])
+    dreams = (await plugin_states(refused))["dreams"]
+    assert dreams["state"] == "failed" and "DREAMS_MAX_JOB_COST" in dreams["reason"], dreams
