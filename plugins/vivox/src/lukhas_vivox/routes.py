@@ -34,7 +34,7 @@ async def computable() -> AsyncIterator[None]:
     try:
         yield
     except Uncomputable as exc:
-        raise ProblemError(409, str(exc)) from None
+        raise ProblemError(409, str(exc), type="urn:lukhas:problem:uncomputable") from None
 
 
 class AnalysisOrPopulation(RootModel[Analysis | Population]):

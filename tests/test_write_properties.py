@@ -1,0 +1,474 @@
+"""Every write route, for any input: a 2xx whose data reads back, or a 4xx that stored nothing.
+
+A real `lukhas serve` (every first-party plugin, SQLite in a fresh data dir)
+gets, for each write route of `/openapi.json`, requests Schemathesis
+generates from the route's own schema (valid and invalid ones) and requests
+at the edges of the documented bounds (timestamps in the first and last
+accepted year with the widest offsets, the smallest and largest ttl, numbers
+past what a float holds). For each one:
+
+- no answer is a 5xx, and every 4xx is a problem+json;
+- a 4xx leaves the plugin's tables as they were (read through SQLAlchemy
+  before and after the request);
+- a 2xx is followed by every read of what it wrote, each of which is a 2xx
+  and shows it: the drift metrics, the analysis at the edges of `days` and
+  `until`, the profile's `drift_metrics`; the binding, the list, its
+  token's validation and the audit trail; the dream and the list; the flags;
+- a body the schema allows (formats included) for a route that has nothing
+  else to refuse is accepted: the bounds published are the bounds enforced.
+
+Bounded: `EXAMPLES` requests per route (`DRIFT_EXAMPLES` for the drift
+update) with a fixed seed, no shrinking, so a run is the same each time and
+takes well under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+import sqlalchemy as sa
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+from schemathesis import GenerationMode
+from schemathesis.specs.openapi.schemas import OpenApiSchema
+from test_accounts_cli import add_user, db_file, serving
+
+PROBLEM = "application/problem+json"
+# Rate limits off (far more requests than a minute's allowance), little
+# background work (one dream at a time, one worker process), room for the
+# dreams this test queues before it deletes them, and an audit entry for each
+# failed validation at once (no window sealed later, in the background, while
+# a snapshot is compared).
+HOST_ENV = {"GLYPHS_BIND_RATE_LIMIT": "", "GLYPHS_VALIDATE_RATE_LIMIT": "", "GLYPHS_AUDIT_WINDOW_S": "0",
+            "VIVOX_READ_RATE_LIMIT": "", "DREAMS_MAX_RUNNING": "1", "DREAMS_WORKERS": "1",
+            "DREAMS_MAX_PENDING_PER_USER": "1000", "LUKHAS_LOG_LEVEL": "warning"}
+EXAMPLES = 30
+#: The drift update, whose stored timestamps every later read computes over, gets more.
+DRIFT_EXAMPLES = 60
+#: Every write route; the test fails when /openapi.json has one not listed here.
+WRITES = ("POST /api/v1/drift/update", "POST /api/v1/glyphs/bind", "POST /api/v1/glyphs/validate",
+          "DELETE /api/v1/glyphs/{glyph_id}", "POST /api/v1/dreams/parallel",
+          "DELETE /api/v1/dreams/{dream_id}", "PATCH /api/v1/admin/flags")
+#: The tables a write route may change: its plugin's (or the kernel's flags).
+TABLES = {"drift": "vivox_", "glyphs": "glyphs_", "dreams": "dreams_", "admin": "lukhas_flags"}
+#: Columns of a dream job that its run changes in the background.
+RUN_STATE = {"status", "attempts", "started_at", "finished_at", "error", "result", "runner",
+             "lease_expires_at"}
+FIRST_DAY, LAST_DAY = "1970-01-01", "9998-12-31"
+
+
+# -- the host, its database and requests ----------------------------------------------
+
+
+@dataclass
+class Live:
+    url: str
+    token: str
+    users: list[str]  # real user ids: the admin's, then a plain user's
+    flags: dict[str, bool]
+    document: dict[str, Any]
+    engine: sa.Engine
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+             body: Any = None, raw: bytes | None = None) -> requests.Response:
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+        response = self.session.request(
+            method, self.url + path, params=params, data=data, timeout=30,
+            headers={"Authorization": f"Bearer {self.token}",
+                     **({"Content-Type": "application/json"} if data is not None else {})})
+        assert response.status_code < 500, f"{method} {path}: {response.status_code} {response.text}"
+        if response.status_code >= 400:
+            assert response.headers["Content-Type"].startswith(PROBLEM), response.text
+        return response
+
+    def read(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET `path`; it must answer 200; its JSON."""
+        response = self.call("GET", path, params=params)
+        assert response.status_code == 200, f"GET {path} {params}: {response.text}"
+        return response.json()
+
+    def snapshot(self, prefix: str) -> dict[str, list[str]]:
+        """Every row of the tables whose names start with `prefix` (a dream
+        job's run state left out: it changes in the background)."""
+        tables = sa.MetaData()
+        tables.reflect(self.engine, only=lambda name, _: name.startswith(prefix))
+        out = {}
+        with self.engine.connect() as conn:
+            for table in tables.sorted_tables:
+                kept = [c for c in table.columns if c.name not in RUN_STATE]
+                rows = conn.execute(sa.select(*kept)).all()
+                out[table.name] = sorted(repr(tuple(row)) for row in rows)
+        return out
+
+    def schema_valid(self, method: str, path: str, body: Any) -> bool:
+        """Whether `body` is valid for the operation's request schema, formats
+        included, and has no NUL character (which every route refuses, see the
+        top-level README)."""
+        if "\\u0000" in json.dumps(body):
+            return False
+        operation = self.document["paths"][path][method.lower()]
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        validator = Draft202012Validator({**schema, "components": self.document["components"]},
+                                         format_checker=Draft202012Validator.FORMAT_CHECKER)
+        return validator.is_valid(body)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    tmp: Path = tmp_path_factory.mktemp("writes")
+    admin, token = add_user(tmp, "writer", "--admin")
+    ada, _ = add_user(tmp, "ada")
+    with serving(tmp, env=HOST_ENV) as host:
+        session = requests.Session()
+        document = session.get(f"{host.url}/openapi.json", timeout=10).json()
+        flags = session.get(f"{host.url}/api/v1/admin/flags", timeout=10,
+                            headers={"Authorization": f"Bearer {token}"}).json()
+        engine = sa.create_engine(f"sqlite:///{db_file(tmp)}")
+        try:
+            yield Live(host.url, token, [admin, ada], flags, document, engine, session)
+        finally:
+            engine.dispose()
+    events = [json.loads(line) for line in host.stderr.splitlines() if line.startswith("{")]
+    assert not [e for e in events if e["event"] == "request.unhandled"], host.stderr
+
+
+@pytest.fixture(scope="module")
+def api(live: Live) -> OpenApiSchema:
+    schema = schemathesis.openapi.from_url(f"{live.url}/openapi.json", timeout=10)
+    schema.config.update(base_url=live.url)
+    schema.config.generation.update(with_security_parameters=False)
+    return schema
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request to a write route: from Schemathesis (`case`) or made here."""
+
+    method: str
+    path: str  # with its parameters filled in
+    body: Any = None
+    raw: bytes | None = None  # sent as is (JSON that Python cannot produce)
+    case: schemathesis.Case | None = None
+    #: Meant to be valid (Schemathesis' positive cases and those made here):
+    #: what the schema allows is then checked to be accepted.
+    positive: bool = True
+
+
+def send(live: Live, attempt: Attempt) -> Any:
+    """The answer: a requests or a Schemathesis response (`status_code`, `json()`, `text`)."""
+    if attempt.case is None:
+        return live.call(attempt.method, attempt.path, body=attempt.body, raw=attempt.raw)
+    response = attempt.case.call(session=live.session, timeout=30,
+                                 headers={"Authorization": f"Bearer {live.token}"})
+    assert response.status_code < 500, attempt.case.as_curl_command()
+    # Schemathesis' response: lower-case header names, each with a list of values.
+    if response.status_code >= 400 and response.content:
+        assert response.headers["content-type"][0].startswith(PROBLEM), (
+            response.status_code, response.text, attempt.case.as_curl_command())
+    return response
+
+
+def generated(api: OpenApiSchema, label: str) -> st.SearchStrategy[Attempt]:
+    """Valid and invalid requests Schemathesis makes from the route's schema."""
+    operation = next(op.ok() for op in api.get_all_operations() if op.ok().label == label)
+
+    def attempts(mode: GenerationMode) -> st.SearchStrategy[Attempt]:
+        return operation.as_strategy(mode).map(lambda case: Attempt(
+            case.method.upper(), case.formatted_path, case.body, case=case,
+            positive=mode is GenerationMode.POSITIVE))
+
+    return st.one_of(attempts(GenerationMode.POSITIVE), attempts(GenerationMode.NEGATIVE))
+
+
+def check(live: Live, label: str, attempts: st.SearchStrategy[Attempt],
+          after: Callable[[Live, Attempt, Any], None],
+          acceptable: Callable[[Attempt], bool] = lambda attempt: False,
+          examples: int = EXAMPLES) -> None:
+    """Send each attempt; a 4xx must leave the route's tables as they were,
+    a 2xx is handed to `after` (its reads). A positive attempt that is
+    `acceptable` (the schema allows it, nothing else refuses it) must be a 2xx."""
+    prefix = TABLES[label.split("/")[3]]
+
+    seen: Counter[int] = Counter()
+
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(attempt=attempts)
+    def one(attempt: Attempt) -> None:
+        before = live.snapshot(prefix)
+        response = send(live, attempt)
+        seen[response.status_code // 100] += 1
+        if response.status_code >= 400:
+            assert not (attempt.positive and acceptable(attempt)), (attempt, response.text)
+            assert live.snapshot(prefix) == before, (attempt, response.text)
+        else:
+            after(live, attempt, response)
+
+    one()
+    # Both sides of the property were exercised.
+    assert seen[2] and seen[4], (label, seen)
+
+
+def test_every_write_route_is_covered(live: Live) -> None:
+    writes = {f"{method.upper()} {path}" for path, item in live.document["paths"].items()
+              for method in item if method in ("post", "put", "patch", "delete")}
+    assert writes == set(WRITES)
+
+
+# -- drift ---------------------------------------------------------------------------
+
+OFFSETS = ("Z", "+00:00", "+14:00", "-14:00", "+23:59", "-23:59")
+
+
+def timestamps() -> st.SearchStrategy[str]:
+    """RFC 3339 timestamps around the accepted years' edges (and just past them)."""
+    years = st.sampled_from([1969, 1970, 1971, 2026, 9997, 9998, 9999, 1])
+    months_days = st.sampled_from([(1, 1), (12, 31), (2, 29), (6, 15)])
+    clock = st.sampled_from(["00:00:00", "23:59:59", "23:59:59.999999", "12:00:00.5"])
+    return st.builds(lambda y, md, c, o: f"{y:04d}-{md[0]:02d}-{md[1]:02d}T{c}{o}",
+                     years, months_days, clock, st.sampled_from(OFFSETS))
+
+
+def interactions() -> st.SearchStrategy[dict[str, Any]]:
+    unit = st.floats(0, 1) | st.sampled_from([0.0, 1.0, 5e-324, 1 - 2**-53])
+    return st.fixed_dictionaries({
+        "timestamp": timestamps(), "valence": unit.map(lambda v: 2 * v - 1), "arousal": unit,
+        "decision": st.sampled_from(["walk", "talk", "sleep", "λ" * 64])})
+
+
+def drift_attempts(live: Live, api: OpenApiSchema) -> st.SearchStrategy[Attempt]:
+    path = "/api/v1/drift/update"
+    real_user = st.sampled_from(live.users)
+
+    def for_real_user(attempt: Attempt, user_id: str) -> Attempt:
+        # A generated user id names nobody (404); most attempts name a real one.
+        if attempt.case is None or not isinstance(attempt.body, dict) or "user_id" not in attempt.body:
+            return attempt
+        attempt.case.body = {**attempt.body, "user_id": user_id}
+        return Attempt(attempt.method, attempt.path, attempt.case.body, case=attempt.case,
+                       positive=attempt.positive)
+
+    made = st.builds(lambda user_id, items: Attempt("POST", path, {"user_id": user_id,
+                                                                  "interactions": items}),
+                     real_user, st.lists(interactions(), min_size=1, max_size=5))
+    # Past what a float holds: 1e400 is read as infinity, which no bound admits.
+    huge = real_user.map(lambda user_id: Attempt("POST", path, positive=False, raw=(
+        f'{{"user_id": "{user_id}", "interactions": [{{"timestamp": "2026-01-01T00:00:00Z", '
+        '"valence": 1e400, "arousal": 0, "decision": "a"}]}').encode()))
+    return st.one_of(made, huge, st.builds(for_real_user, generated(api, f"POST {path}"), real_user))
+
+
+def drift_reads(live: Live, attempt: Attempt, response: Any) -> None:
+    body, answer = attempt.body, response.json()
+    user_id = body["user_id"]
+    assert live.read(f"/api/v1/drift/{user_id}") == answer
+    days = sorted({datetime.fromisoformat(i["timestamp"]).astimezone(UTC).date().isoformat()
+                   for i in body["interactions"]})
+    for params in ({}, {"days": 1}, {"days": 365}, *({"until": until, "days": n}
+                   for until in (FIRST_DAY, LAST_DAY, days[0], days[-1]) for n in (1, 365))):
+        analysis = live.read("/api/v1/drift/analysis", {"user_id": user_id, **params})
+        assert analysis["user_id"] == user_id
+    profile = live.read(f"/api/v1/users/{user_id}", {"include_drift": "true"})
+    assert profile["drift_metrics"] == answer
+    assert live.read("/api/v1/drift/analysis")["users"] >= 1
+
+
+def test_drift_update(live: Live, api: OpenApiSchema) -> None:
+    def acceptable(attempt: Attempt) -> bool:
+        body = attempt.body
+        return (isinstance(body, dict) and body.get("user_id") in live.users
+                and live.schema_valid("POST", "/api/v1/drift/update", body))
+
+    check(live, "POST /api/v1/drift/update", drift_attempts(live, api), drift_reads, acceptable,
+          examples=DRIFT_EXAMPLES)
+
+
+# -- glyphs --------------------------------------------------------------------------
+
+ENDPOINTS = ("user:ada", "doc:q3-report", "svc:a.b:c-d_e", "z" * 32 + ":" + "Z" * 128)
+JSON_LEAVES = (st.none() | st.booleans() | st.integers(-(10**30), 10**30) | st.text(max_size=20)
+               | st.floats(allow_nan=False, allow_infinity=False)
+               | st.sampled_from([1.7976931348623157e308, -5e-324, -0.0]))
+CONTEXTS = st.dictionaries(st.text(max_size=10), st.recursive(
+    JSON_LEAVES, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                             max_size=3),
+    max_leaves=8), max_size=4)
+
+
+def bind_bodies() -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {"source": st.sampled_from(ENDPOINTS), "target": st.sampled_from(ENDPOINTS),
+         "symbol": st.sampled_from(["LINK", "TRUST", "GUARD", "FLOW", "SEAL", "ECHO"])},
+        optional={"priority": st.sampled_from(["LOW", "NORMAL", "HIGH", "CRITICAL"]),
+                  "context": CONTEXTS,
+                  "ttl_seconds": st.sampled_from([60, 31_536_000, 86_400, 60.0, 59, 31_536_001])})
+
+
+def bind(live: Live, **fields: Any) -> dict[str, Any]:
+    response = live.call("POST", "/api/v1/glyphs/bind",
+                         body={"source": "user:ada", "target": "doc:x", "symbol": "LINK", **fields})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def bind_reads(live: Live, attempt: Attempt, response: Any) -> None:
+    answer = response.json()
+    glyph_id, token = answer["glyph_id"], answer["token"]
+    stored = {k: v for k, v in answer.items() if k != "token"}
+    assert live.read(f"/api/v1/glyphs/{glyph_id}") == stored and stored["active"] is True
+    if isinstance(attempt.body, dict):
+        assert stored["context"] == attempt.body.get("context", {})
+    listed = live.read("/api/v1/glyphs/bindings/list", {"source": stored["source"], "limit": 100})
+    assert glyph_id in [item["glyph_id"] for item in listed["items"]]
+    validation = live.call("POST", "/api/v1/glyphs/validate", body={"token": token}).json()
+    assert validation["valid"] is True and validation["glyph"] == stored
+    assert live.read("/api/v1/glyphs/audit", {"glyph_id": glyph_id})["count"] >= 1
+
+
+def test_glyph_bind(live: Live, api: OpenApiSchema) -> None:
+    label = "POST /api/v1/glyphs/bind"
+    # Past what a float holds: 1e400 is read as infinity, which JSON cannot carry back.
+    raw = b'{"source": "user:ada", "target": "doc:x", "symbol": "LINK", "context": {"x": 1e400}}'
+    huge = Attempt("POST", "/api/v1/glyphs/bind", json.loads(raw), raw=raw, positive=False)
+    attempts = st.one_of(st.just(huge), bind_bodies().map(
+        lambda body: Attempt("POST", "/api/v1/glyphs/bind", body)), generated(api, label))
+    check(live, label, attempts, bind_reads,
+          lambda attempt: live.schema_valid("POST", "/api/v1/glyphs/bind", attempt.body))
+
+
+def mutations(token: str) -> st.SearchStrategy[str]:
+    """`token` with one character changed."""
+    return st.builds(lambda i, c: token[:i] + c + token[i + 1:] if token[i] != c else token[:i],
+                     st.integers(0, len(token) - 1), st.sampled_from("Aa0_-.="))
+
+
+def validate_reads(live: Live, attempt: Attempt, response: Any) -> None:
+    answer = response.json()
+    assert live.read("/api/v1/glyphs/audit", {"limit": 100})["count"] >= 0
+    if answer["glyph"] is not None:
+        glyph = live.read(f"/api/v1/glyphs/{answer['glyph']['glyph_id']}")
+        assert glyph["glyph_id"] == answer["glyph"]["glyph_id"]
+
+
+def test_glyph_validate(live: Live, api: OpenApiSchema) -> None:
+    label = "POST /api/v1/glyphs/validate"
+    active, revoked = bind(live)["token"], bind(live)
+    assert live.call("DELETE", f"/api/v1/glyphs/{revoked['glyph_id']}").status_code == 204
+    tokens = st.sampled_from([active, revoked["token"]]) | mutations(active) | mutations(revoked["token"])
+    attempts = st.one_of(tokens.map(lambda token: Attempt("POST", "/api/v1/glyphs/validate",
+                                                          {"token": token})),
+                         generated(api, label))
+    check(live, label, attempts, validate_reads,
+          lambda attempt: live.schema_valid("POST", "/api/v1/glyphs/validate", attempt.body))
+
+
+def test_glyph_delete(live: Live, api: OpenApiSchema) -> None:
+    label = "DELETE /api/v1/glyphs/{glyph_id}"
+    tokens = {glyph["glyph_id"]: glyph["token"] for glyph in (bind(live) for _ in range(12))}
+
+    def deleted(live: Live, attempt: Attempt, response: Any) -> None:
+        glyph_id = attempt.path.rsplit("/", 1)[1]
+        glyph = live.read(f"/api/v1/glyphs/{glyph_id}")
+        assert glyph["active"] is False and glyph["revoked_at"] is not None
+        if glyph_id in tokens:
+            validation = live.call("POST", "/api/v1/glyphs/validate",
+                                   body={"token": tokens[glyph_id]}).json()
+            assert (validation["valid"], validation["reason"]) == (False, "revoked")
+        assert live.call("DELETE", attempt.path).status_code == 404
+        assert live.read("/api/v1/glyphs/audit", {"glyph_id": glyph_id})["count"] >= 2
+
+    ids = st.sampled_from(sorted(tokens)).map(
+        lambda glyph_id: Attempt("DELETE", f"/api/v1/glyphs/{glyph_id}"))
+    check(live, label, st.one_of(ids, generated(api, label)), deleted)
+
+
+# -- dreams --------------------------------------------------------------------------
+
+SEEDS = (st.sampled_from([None, 0, -(2**63), 2**63 - 1, 2**63, -(2**63) - 1])
+         | st.integers(-(2**63), 2**63 - 1))
+
+
+def dream(live: Live) -> str:
+    response = live.call("POST", "/api/v1/dreams/parallel", body={"fragments": ["a harbour"], "seed": 1})
+    assert response.status_code == 202, response.text
+    return response.json()["dream_id"]
+
+
+def dream_ids(live: Live) -> list[str]:
+    return [item["dream_id"] for item in live.read("/api/v1/dreams/list", {"limit": 100})["items"]]
+
+
+def dream_reads(live: Live, attempt: Attempt, response: Any) -> None:
+    dream_id = response.json()["dream_id"]
+    job = live.read(f"/api/v1/dreams/{dream_id}")
+    if isinstance(attempt.body, dict):
+        assert job["fragment_count"] == len(attempt.body["fragments"])
+        assert (job["branches"], job["depth"]) == (attempt.body.get("branches", 4),
+                                                   attempt.body.get("depth", 3))
+        if attempt.body.get("seed") is not None:
+            assert job["seed"] == attempt.body["seed"]
+    assert dream_id in dream_ids(live)
+    # No work left behind: deleted, it is gone.
+    assert live.call("DELETE", f"/api/v1/dreams/{dream_id}").status_code == 204
+    assert live.call("GET", f"/api/v1/dreams/{dream_id}").status_code == 404
+
+
+def test_dream_create(live: Live, api: OpenApiSchema) -> None:
+    label = "POST /api/v1/dreams/parallel"
+    made = st.fixed_dictionaries(
+        {"fragments": st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=4)},
+        optional={"branches": st.integers(0, 17), "depth": st.integers(0, 9), "seed": SEEDS})
+    attempts = st.one_of(made.map(lambda body: Attempt("POST", "/api/v1/dreams/parallel", body)),
+                         generated(api, label))
+    # Schema-valid bodies may still be refused: too costly a job (422), too
+    # many waiting (429). Either must store nothing, which `check` verifies.
+    check(live, label, attempts, dream_reads)
+
+
+def test_dream_delete(live: Live, api: OpenApiSchema) -> None:
+    label = "DELETE /api/v1/dreams/{dream_id}"
+    made = [dream(live) for _ in range(8)]
+
+    def deleted(live: Live, attempt: Attempt, response: Any) -> None:
+        dream_id = attempt.path.rsplit("/", 1)[1]
+        assert live.call("GET", f"/api/v1/dreams/{dream_id}").status_code == 404
+        assert dream_id not in dream_ids(live)
+        assert live.call("DELETE", attempt.path).status_code == 404
+
+    ids = st.sampled_from(made).map(lambda dream_id: Attempt("DELETE", f"/api/v1/dreams/{dream_id}"))
+    check(live, label, st.one_of(ids, generated(api, label)), deleted)
+    for dream_id in made:  # those never drawn
+        assert live.call("DELETE", f"/api/v1/dreams/{dream_id}").status_code in (204, 404)
+
+
+# -- flags ---------------------------------------------------------------------------
+
+
+def test_flags_patch(live: Live, api: OpenApiSchema) -> None:
+    label = "PATCH /api/v1/admin/flags"
+
+    def changed(live: Live, attempt: Attempt, response: Any) -> None:
+        assert live.read("/api/v1/admin/flags") == response.json()
+        if isinstance(attempt.body, dict):
+            assert {name: response.json()[name] for name in attempt.body} == attempt.body
+        # Back as they were, so the other routes reach their plugins.
+        restored = live.call("PATCH", "/api/v1/admin/flags", body=live.flags)
+        assert restored.status_code == 200 and restored.json() == live.flags
+
+    names = st.sampled_from([*live.flags, "NO_SUCH_ENABLED", "dreams_enabled"])
+    made = st.dictionaries(names, st.booleans() | st.sampled_from([0, 1, "true", None]), max_size=3)
+    attempts = st.one_of(made.map(lambda body: Attempt("PATCH", "/api/v1/admin/flags", body)),
+                         generated(api, label))
+    check(live, label, attempts, changed,
+          lambda attempt: live.schema_valid("PATCH", "/api/v1/admin/flags", attempt.body))
