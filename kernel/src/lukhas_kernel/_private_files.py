@@ -9,6 +9,7 @@ enter is left as it is, but each start names it once in the log as
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -35,7 +36,8 @@ def _warn_if_shared(path: Path, mode: int) -> None:
 def private_directory(path: Path) -> Path:
     """`path` as a directory, with any missing parents, each created `0700`.
 
-    An existing directory keeps its mode; one that others may use is warned about.
+    An existing directory keeps its mode; one that others may use is warned
+    about. Raises OSError as `mkdir` would (NotADirectoryError under a file).
     """
     missing = [p for p in (path, *path.parents) if not p.exists()]
     for directory in reversed(missing):
@@ -45,7 +47,10 @@ def private_directory(path: Path) -> Path:
             continue
         os.chmod(directory, 0o700)  # mkdir's mode is narrowed by the umask, never widened
     if not missing:
-        _warn_if_shared(path, path.stat().st_mode)
+        mode = path.stat().st_mode
+        if not stat.S_ISDIR(mode):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+        _warn_if_shared(path, mode)
     return path
 
 
@@ -67,7 +72,10 @@ def private_file(path: Path) -> Path:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        _warn_if_shared(path, path.stat().st_mode)
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path)) from None
+        _warn_if_shared(path, mode)
         return path
     try:
         os.fchmod(fd, 0o600)
