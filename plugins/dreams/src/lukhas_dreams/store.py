@@ -195,8 +195,9 @@ class DreamStore:
             if not newcomers_only:  # the common poll: two index probes
                 return bool(conn.scalar(sa.select(sa.or_(
                     sa.exists().where(_QUEUED), sa.exists().where(_expired(now))))))
-            return any(conn.execute(_claimable(condition, now, newcomers_only=True)).first()
-                       is not None for condition in (_expired(now), _QUEUED))
+            # Whether there is one, not which: no order to compute.
+            return any(conn.execute(_claimable(condition, now, newcomers_only=True).order_by(None))
+                       .first() is not None for condition in (_expired(now), _QUEUED))
 
         return await self.db.read(found)
 
