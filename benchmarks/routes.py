@@ -5,7 +5,8 @@
   observability: each must be active or degraded, else the run fails). The
   per-caller rate limits are lifted by settings, since one load generator is
   one caller and the contract's limits would answer it 429:
-  `GLYPHS_BIND_RATE_LIMIT=` and `VIVOX_READ_RATE_LIMIT=` (empty: no limit),
+  `GLYPHS_BIND_RATE_LIMIT=`, `GLYPHS_VALIDATE_RATE_LIMIT=` and
+  `VIVOX_READ_RATE_LIMIT=` (empty: no limit),
   and `DREAMS_MAX_PENDING_PER_USER` raised to the dreams seeded. Every
   request carries the first admin's token.
 - Data prepared beforehand: 25 completed tiny dreams of the admin, so that
@@ -87,6 +88,7 @@ STRETCH_RSS_MB = 80.0
 PLUGINS = ("dreams", "vivox", "glyphs", "observability")
 SETTINGS = {
     "GLYPHS_BIND_RATE_LIMIT": "",
+    "GLYPHS_VALIDATE_RATE_LIMIT": "",
     "VIVOX_READ_RATE_LIMIT": "",
     "DREAMS_MAX_PENDING_PER_USER": str(SEEDED_DREAMS),
 }

@@ -14,6 +14,11 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+from lukhas_kernel import PluginSettings
+from lukhas_kernel._settings import SettingsError, load_settings
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 from test_accounts_cli import add_user, get, serving
 
 COOKIE = "session=c00kie-s3cret-value-0123456789abcdef"
@@ -92,3 +97,23 @@ def test_no_token_or_cookie_in_any_log_line_answer_metric_or_page(tmp_path: Path
     refused = [event for event in served.events("http.malformed_request")]
     assert len(refused) == len(malformed_requests(token))
     assert all(event["reason"].split(": ", 1)[1] for event in refused), refused
+
+
+def test_a_refused_secret_setting_is_named_but_never_shown(monkeypatch):
+    class Keys(PluginSettings):
+        model_config = SettingsConfigDict(env_prefix="KEYS_")
+        signing_key: SecretStr = Field(validation_alias=AliasChoices("LUKHAS_KEYS_SECRET", "signing_key"),
+                                       min_length=32)
+        rounds: int = 1
+
+    monkeypatch.setenv("LUKHAS_KEYS_SECRET", "hunter2-short-secret")
+    with pytest.raises(SettingsError) as refused:
+        load_settings(Keys, {}, ("plugins", "keys"), env_file=None)
+    assert refused.value.variable == "LUKHAS_KEYS_SECRET"  # the alias as it is, not KEYS_LUKHAS_…
+    assert "hunter2" not in str(refused.value)
+    # A setting that is no secret still shows what was refused.
+    monkeypatch.setenv("LUKHAS_KEYS_SECRET", "k" * 32)
+    monkeypatch.setenv("KEYS_ROUNDS", "many")
+    with pytest.raises(SettingsError) as refused:
+        load_settings(Keys, {}, ("plugins", "keys"), env_file=None)
+    assert refused.value.variable == "KEYS_ROUNDS" and "(got 'many')" in str(refused.value)

@@ -153,12 +153,27 @@ def load_config_file(environ: Mapping[str, str] | None = None) -> dict[str, Any]
         raise SettingsError("LUKHAS_CONFIG", f"{path} is not valid TOML: {exc}") from None
 
 
-def _first_error(exc: ValidationError, variable_for: Any) -> SettingsError:
+def _first_error(exc: ValidationError, model: type[BaseSettings], prefix: str) -> SettingsError:
+    """The first error, naming the variable; the refused value is shown unless
+    the setting is a secret (`SecretStr`), which never reaches a message."""
     error = exc.errors(include_url=False)[0]
-    field = str(error["loc"][0]) if error["loc"] else "?"
+    loc = str(error["loc"][0]) if error["loc"] else "?"
+    field = model.model_fields.get(loc)
+    # A loc that is no field's name is an alias, a full variable name already.
+    variable = (prefix + loc).upper() if field is not None else loc.upper()
+    if field is None:
+        field = next((f for f in model.model_fields.values()
+                      if loc in _aliases(f.validation_alias)), None)
+    secret = field is not None and "Secret" in repr(field.annotation)
     value = error.get("input")
-    shown = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) else ""
-    return SettingsError(variable_for(field), f"{error['msg']}{shown}")
+    shown = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) and not secret else ""
+    return SettingsError(variable, f"{error['msg']}{shown}")
+
+
+def _aliases(alias: Any) -> list[str]:
+    if isinstance(alias, str):
+        return [alias]
+    return [str(choice) for choice in getattr(alias, "choices", [])]
 
 
 def _table(config: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
@@ -184,7 +199,7 @@ def load_settings(
         try:
             return model(_env_file=env_file, **overrides)
         except ValidationError as exc:
-            raise _first_error(exc, lambda field: (prefix + field).upper()) from None
+            raise _first_error(exc, model, prefix) from None
 
 
 def load_kernel_settings(
@@ -223,5 +238,5 @@ def parse_flags(
         try:
             flags = model(_env_file=env_file)
         except ValidationError as exc:
-            raise _first_error(exc, str) from None
+            raise _first_error(exc, model, "") from None
     return {name: getattr(flags, name) for name in defaults}
