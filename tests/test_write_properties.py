@@ -1,7 +1,7 @@
 """Every write route, for any input: a 2xx whose data reads back, or a 4xx that stored nothing.
 
-A real `lukhas serve` (every first-party plugin, SQLite in a fresh data dir)
-gets, for each write route of `/openapi.json`, requests Schemathesis
+A real `lukhas serve` (every first-party plugin, on SQLite in a fresh data
+dir, then on a fresh PostgreSQL database) gets, for each write route of `/openapi.json`, requests Schemathesis
 generates from the route's own schema (valid and invalid ones) and requests
 at the edges of the documented bounds (timestamps in the first and last
 accepted year with the widest offsets, the smallest and largest ttl, numbers
@@ -24,11 +24,12 @@ takes well under a minute.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,15 @@ import pytest
 import requests
 import schemathesis
 import sqlalchemy as sa
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
+from lukhas_kernel import Rfc3339Datetime
+from lukhas_kernel._storage import Database, default_url
+from pydantic import TypeAdapter
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.schemas import OpenApiSchema
-from test_accounts_cli import add_user, db_file, serving
+from test_accounts_cli import add_user, serving
 
 PROBLEM = "application/problem+json"
 # Rate limits off (far more requests than a minute's allowance), little
@@ -65,9 +69,39 @@ TABLES = {"drift": "vivox_", "glyphs": "glyphs_", "dreams": "dreams_", "admin": 
 RUN_STATE = {"status", "attempts", "started_at", "finished_at", "error", "result", "runner",
              "lease_expires_at"}
 FIRST_DAY, LAST_DAY = "1970-01-01", "9998-12-31"
+TIMESTAMP = TypeAdapter(Rfc3339Datetime)
 
 
 # -- the host, its database and requests ----------------------------------------------
+
+
+class Tables:
+    """The host's database as the host reads it (SQLAlchemy, either backend), from this sync test."""
+
+    def __init__(self, url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.db = Database(url, timeout_s=10)
+        self.tables: dict[str, list[sa.Table]] = {}
+
+    def snapshot(self, prefix: str) -> dict[str, list[str]]:
+        """Every row of the tables whose names start with `prefix` (a dream
+        job's run state left out: it changes in the background)."""
+        def read(conn: sa.Connection) -> dict[str, list[str]]:
+            if prefix not in self.tables:
+                metadata = sa.MetaData()
+                metadata.reflect(conn, only=lambda name, _: name.startswith(prefix))
+                self.tables[prefix] = list(metadata.sorted_tables)
+            out = {}
+            for table in self.tables[prefix]:
+                kept = [c for c in table.columns if c.name not in RUN_STATE]
+                out[table.name] = sorted(repr(tuple(row)) for row in conn.execute(sa.select(*kept)))
+            return out
+
+        return self.loop.run_until_complete(self.db.read(read))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.db.dispose())
+        self.loop.close()
 
 
 @dataclass
@@ -77,7 +111,7 @@ class Live:
     users: list[str]  # real user ids: the admin's, then a plain user's
     flags: dict[str, bool]
     document: dict[str, Any]
-    engine: sa.Engine
+    tables: Tables
     session: requests.Session = field(default_factory=requests.Session)
 
     def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
@@ -98,19 +132,6 @@ class Live:
         assert response.status_code == 200, f"GET {path} {params}: {response.text}"
         return response.json()
 
-    def snapshot(self, prefix: str) -> dict[str, list[str]]:
-        """Every row of the tables whose names start with `prefix` (a dream
-        job's run state left out: it changes in the background)."""
-        tables = sa.MetaData()
-        tables.reflect(self.engine, only=lambda name, _: name.startswith(prefix))
-        out = {}
-        with self.engine.connect() as conn:
-            for table in tables.sorted_tables:
-                kept = [c for c in table.columns if c.name not in RUN_STATE]
-                rows = conn.execute(sa.select(*kept)).all()
-                out[table.name] = sorted(repr(tuple(row)) for row in rows)
-        return out
-
     def schema_valid(self, method: str, path: str, body: Any) -> bool:
         """Whether `body` is valid for the operation's request schema, formats
         included, and has no NUL character (which every route refuses, see the
@@ -124,21 +145,28 @@ class Live:
         return validator.is_valid(body)
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    tmp: Path = tmp_path_factory.mktemp("writes")
-    admin, token = add_user(tmp, "writer", "--admin")
-    ada, _ = add_user(tmp, "ada")
-    with serving(tmp, env=HOST_ENV) as host:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    tmp: Path = tmp_path_factory.mktemp(f"writes-{request.param}")
+    url, env = default_url(tmp / "data"), {}
+    if request.param == "postgres":
+        cluster = request.getfixturevalue("postgres_cluster")
+        name = cluster.create_database()
+        request.addfinalizer(lambda: cluster.drop_database(name))  # after the host stopped
+        url = cluster.url(name)
+        env = {"LUKHAS_DATABASE_URL": url}
+    admin, token = add_user(tmp, "writer", "--admin", env=env)
+    ada, _ = add_user(tmp, "ada", env=env)
+    with serving(tmp, env={**HOST_ENV, **env}) as host:
         session = requests.Session()
         document = session.get(f"{host.url}/openapi.json", timeout=10).json()
         flags = session.get(f"{host.url}/api/v1/admin/flags", timeout=10,
                             headers={"Authorization": f"Bearer {token}"}).json()
-        engine = sa.create_engine(f"sqlite:///{db_file(tmp)}")
+        tables = Tables(url)
         try:
-            yield Live(host.url, token, [admin, ada], flags, document, engine, session)
+            yield Live(host.url, token, [admin, ada], flags, document, tables, session)
         finally:
-            engine.dispose()
+            tables.close()
     events = [json.loads(line) for line in host.stderr.splitlines() if line.startswith("{")]
     assert not [e for e in events if e["event"] == "request.unhandled"], host.stderr
 
@@ -194,10 +222,11 @@ def generated(api: OpenApiSchema, label: str) -> st.SearchStrategy[Attempt]:
 def check(live: Live, label: str, attempts: st.SearchStrategy[Attempt],
           after: Callable[[Live, Attempt, Any], None],
           acceptable: Callable[[Attempt], bool] = lambda attempt: False,
-          examples: int = EXAMPLES) -> None:
+          examples: int = EXAMPLES, explicit: Sequence[Attempt] = ()) -> None:
     """Send each attempt; a 4xx must leave the route's tables as they were,
     a 2xx is handed to `after` (its reads). A positive attempt that is
-    `acceptable` (the schema allows it, nothing else refuses it) must be a 2xx."""
+    `acceptable` (the schema allows it, nothing else refuses it) must be a 2xx.
+    The `explicit` attempts are always sent, before the generated ones."""
     prefix = TABLES[label.split("/")[3]]
 
     seen: Counter[int] = Counter()
@@ -206,15 +235,17 @@ def check(live: Live, label: str, attempts: st.SearchStrategy[Attempt],
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(attempt=attempts)
     def one(attempt: Attempt) -> None:
-        before = live.snapshot(prefix)
+        before = live.tables.snapshot(prefix)
         response = send(live, attempt)
         seen[response.status_code // 100] += 1
         if response.status_code >= 400:
             assert not (attempt.positive and acceptable(attempt)), (attempt, response.text)
-            assert live.snapshot(prefix) == before, (attempt, response.text)
+            assert live.tables.snapshot(prefix) == before, (attempt, response.text)
         else:
             after(live, attempt, response)
 
+    for attempt in explicit:
+        one = example(attempt=attempt)(one)
     one()
     # Both sides of the property were exercised.
     assert seen[2] and seen[4], (label, seen)
@@ -229,6 +260,9 @@ def test_every_write_route_is_covered(live: Live) -> None:
 # -- drift ---------------------------------------------------------------------------
 
 OFFSETS = ("Z", "+00:00", "+14:00", "-14:00", "+23:59", "-23:59")
+#: The first and last accepted moments as written, with the widest offsets
+#: (in UTC: 1969-12-31T00:01Z and 9999-01-01T23:58:59.999999Z).
+EDGES = ("1970-01-01T00:00:00+23:59", "9998-12-31T23:59:59.999999-23:59")
 
 
 def timestamps() -> st.SearchStrategy[str]:
@@ -273,8 +307,11 @@ def drift_reads(live: Live, attempt: Attempt, response: Any) -> None:
     body, answer = attempt.body, response.json()
     user_id = body["user_id"]
     assert live.read(f"/api/v1/drift/{user_id}") == answer
-    days = sorted({datetime.fromisoformat(i["timestamp"]).astimezone(UTC).date().isoformat()
-                   for i in body["interactions"]})
+    # Parsed as the host parses them (any number of fraction digits, `z`). In
+    # UTC a day may be just outside the years `until` takes (1969-12-31,
+    # 9999-01-01): the default `until` reaches it, an explicit one the nearest day.
+    days = sorted({min(max(TIMESTAMP.validate_python(i["timestamp"]).astimezone(UTC).date().isoformat(),
+                           FIRST_DAY), LAST_DAY) for i in body["interactions"]})
     for params in ({}, {"days": 1}, {"days": 365}, *({"until": until, "days": n}
                    for until in (FIRST_DAY, LAST_DAY, days[0], days[-1]) for n in (1, 365))):
         analysis = live.read("/api/v1/drift/analysis", {"user_id": user_id, **params})
@@ -290,8 +327,11 @@ def test_drift_update(live: Live, api: OpenApiSchema) -> None:
         return (isinstance(body, dict) and body.get("user_id") in live.users
                 and live.schema_valid("POST", "/api/v1/drift/update", body))
 
+    edges = [Attempt("POST", "/api/v1/drift/update", {"user_id": live.users[1], "interactions": [
+        {"timestamp": timestamp, "valence": -1.0, "arousal": 1.0, "decision": "edge"}]})
+        for timestamp in (*EDGES, "9999-12-31T23:59:59+14:00", "0001-01-01T00:00:00-14:00")]
     check(live, "POST /api/v1/drift/update", drift_attempts(live, api), drift_reads, acceptable,
-          examples=DRIFT_EXAMPLES)
+          examples=DRIFT_EXAMPLES, explicit=edges)
 
 
 # -- glyphs --------------------------------------------------------------------------
@@ -341,10 +381,14 @@ def test_glyph_bind(live: Live, api: OpenApiSchema) -> None:
     # Past what a float holds: 1e400 is read as infinity, which JSON cannot carry back.
     raw = b'{"source": "user:ada", "target": "doc:x", "symbol": "LINK", "context": {"x": 1e400}}'
     huge = Attempt("POST", "/api/v1/glyphs/bind", json.loads(raw), raw=raw, positive=False)
-    attempts = st.one_of(st.just(huge), bind_bodies().map(
-        lambda body: Attempt("POST", "/api/v1/glyphs/bind", body)), generated(api, label))
+    attempts = st.one_of(bind_bodies().map(lambda body: Attempt("POST", "/api/v1/glyphs/bind", body)),
+                         generated(api, label))
+    ttls = [Attempt("POST", "/api/v1/glyphs/bind", {"source": "user:ada", "target": "doc:x",
+                                                    "symbol": "SEAL", "ttl_seconds": ttl})
+            for ttl in (60, 31_536_000, 59, 31_536_001)]
     check(live, label, attempts, bind_reads,
-          lambda attempt: live.schema_valid("POST", "/api/v1/glyphs/bind", attempt.body))
+          lambda attempt: live.schema_valid("POST", "/api/v1/glyphs/bind", attempt.body),
+          explicit=[huge, *ttls])
 
 
 def mutations(token: str) -> st.SearchStrategy[str]:
@@ -431,9 +475,11 @@ def test_dream_create(live: Live, api: OpenApiSchema) -> None:
         optional={"branches": st.integers(0, 17), "depth": st.integers(0, 9), "seed": SEEDS})
     attempts = st.one_of(made.map(lambda body: Attempt("POST", "/api/v1/dreams/parallel", body)),
                          generated(api, label))
+    seeds = [Attempt("POST", "/api/v1/dreams/parallel", {"fragments": ["x"], "seed": seed})
+             for seed in (-(2**63), 2**63 - 1, 2**63, -(2**63) - 1)]
     # Schema-valid bodies may still be refused: too costly a job (422), too
     # many waiting (429). Either must store nothing, which `check` verifies.
-    check(live, label, attempts, dream_reads)
+    check(live, label, attempts, dream_reads, explicit=seeds)
 
 
 def test_dream_delete(live: Live, api: OpenApiSchema) -> None:
