@@ -1,25 +1,14 @@
 """Every write route, for any input: a 2xx whose data reads back, or a 4xx that stored nothing.
 
-A real `lukhas serve` (every first-party plugin, on SQLite in a fresh data
-dir, then on a fresh PostgreSQL database) gets, for each write route of `/openapi.json`, requests Schemathesis
-generates from the route's own schema (valid and invalid ones) and requests
-at the edges of the documented bounds (timestamps in the first and last
-accepted year with the widest offsets, the smallest and largest ttl, numbers
-past what a float holds). For each one:
-
-- no answer is a 5xx, and every 4xx is a problem+json;
-- a 4xx leaves the plugin's tables as they were (read through SQLAlchemy
-  before and after the request);
-- a 2xx is followed by every read of what it wrote, each of which is a 2xx
-  and shows it: the drift metrics, the analysis at the edges of `days` and
-  `until`, the profile's `drift_metrics`; the binding, the list, its
-  token's validation and the audit trail; the dream and the list; the flags;
-- a body the schema allows (formats included) for a route that has nothing
-  else to refuse is accepted: the bounds published are the bounds enforced.
-
-Bounded: `EXAMPLES` requests per route (`DRIFT_EXAMPLES` for the drift
-update) with a fixed seed, no shrinking, so a run is the same each time and
-takes well under a minute.
+A real `lukhas serve` (every first-party plugin; SQLite, then PostgreSQL)
+gets, per write route, Schemathesis' valid and invalid requests from the
+route's own schema and requests at the edges of the documented bounds. No
+answer is a 5xx; a 4xx is a problem+json and leaves the plugin's tables as
+they were (read through SQLAlchemy before and after); a 2xx is followed by
+every read of what it wrote, each a 2xx that shows it; a body the schema
+allows (formats included) is accepted where nothing else refuses it, so the
+bounds published are the bounds enforced. Bounded: a fixed number of
+examples per route, a fixed seed and no shrinking: the same run each time.
 """
 
 from __future__ import annotations
@@ -227,9 +216,7 @@ def check(live: Live, label: str, attempts: st.SearchStrategy[Attempt],
     a 2xx is handed to `after` (its reads). A positive attempt that is
     `acceptable` (the schema allows it, nothing else refuses it) must be a 2xx.
     The `explicit` attempts are always sent, before the generated ones."""
-    prefix = TABLES[label.split("/")[3]]
-
-    seen: Counter[int] = Counter()
+    prefix, seen = TABLES[label.split("/")[3]], Counter[int]()
 
     @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
@@ -399,7 +386,7 @@ def mutations(token: str) -> st.SearchStrategy[str]:
 
 def validate_reads(live: Live, attempt: Attempt, response: Any) -> None:
     answer = response.json()
-    assert live.read("/api/v1/glyphs/audit", {"limit": 100})["count"] >= 0
+    live.read("/api/v1/glyphs/audit", {"limit": 100})
     if answer["glyph"] is not None:
         glyph = live.read(f"/api/v1/glyphs/{answer['glyph']['glyph_id']}")
         assert glyph["glyph_id"] == answer["glyph"]["glyph_id"]
