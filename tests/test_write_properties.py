@@ -88,6 +88,12 @@ class Tables:
 
         return self.loop.run_until_complete(self.db.read(read))
 
+    def interactions(self, user_id: str) -> int:
+        """How many interactions of `user_id` are stored."""
+        statement = sa.text("SELECT count(*) FROM vivox_interactions WHERE user_id = :user")
+        return self.loop.run_until_complete(self.db.read(
+            lambda conn: conn.scalar(statement, {"user": user_id})))
+
     def close(self) -> None:
         self.loop.run_until_complete(self.db.dispose())
         self.loop.close()
@@ -102,6 +108,8 @@ class Live:
     document: dict[str, Any]
     tables: Tables
     session: requests.Session = field(default_factory=requests.Session)
+    #: Interactions sent per user by the accepted updates (only they may store any).
+    sent: Counter[str] = field(default_factory=Counter)
 
     def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
              body: Any = None, raw: bytes | None = None) -> requests.Response:
@@ -294,6 +302,8 @@ def drift_reads(live: Live, attempt: Attempt, response: Any) -> None:
     body, answer = attempt.body, response.json()
     user_id = body["user_id"]
     assert live.read(f"/api/v1/drift/{user_id}") == answer
+    live.sent[user_id] += len(body["interactions"])
+    assert answer["interactions"] == live.tables.interactions(user_id) == live.sent[user_id]
     # Parsed as the host parses them (any number of fraction digits, `z`). In
     # UTC a day may be just outside the years `until` takes (1969-12-31,
     # 9999-01-01): the default `until` reaches it, an explicit one the nearest day.
