@@ -9,8 +9,8 @@
   1,000* is the median and the p95 of the 100 (target ≤ 100 ms; each
   includes the recomputed metrics it answers).
 - Uncached reads: with no cache, every `GET /api/v1/drift/{user_id}`
-  computes the metrics (7 daily values over the user's last week, CONTRACT
-  §8). 90 sequential requests (under the contract's 100/min per caller); p50
+  computes the metrics (7 daily values over the user's last week, as
+  plugins/vivox/README.md defines them). 90 sequential requests (under the contract's 100/min per caller); p50
   and p95 (target p95 ≤ 20 ms).
 - The cached read under load, at 1, 64 and 100 connections against bare
   aiohttp, is in the routes module.

@@ -1,4 +1,4 @@
-"""Bearer authentication, roles, ownership and profiles (CONTRACT §4-5)."""
+"""Bearer authentication, roles, ownership and profiles."""
 
 from __future__ import annotations
 

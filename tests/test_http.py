@@ -1,4 +1,4 @@
-"""HTTP conventions of CONTRACT §4: problem+json, request ids, limits, validation."""
+"""The host's HTTP conventions: problem+json, request ids, limits, validation."""
 
 from __future__ import annotations
 

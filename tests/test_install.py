@@ -1,4 +1,4 @@
-"""pip install / pip uninstall a plugin distribution into a throwaway venv (CONTRACT §1).
+"""pip install / pip uninstall a plugin distribution into a throwaway venv.
 
 Slow (~20 s): it builds the kernel and examples/hello as wheels and installs
 them with their dependencies from pip's configured index and cache.

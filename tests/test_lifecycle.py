@@ -1,4 +1,4 @@
-"""Every plugin state of CONTRACT §3, through /api/v1/plugins, /readyz and the routes."""
+"""Every plugin state (README.md, Plugin states), through /api/v1/plugins, /readyz and the routes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The observability plugin: /metrics, request logs, /status (CONTRACT §10)."""
+"""The observability plugin: /metrics, request logs, /status."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The vivox plugin through the real host: metrics as CONTRACT §8 defines them, cache,
+"""The vivox plugin through the real host: metrics as its README defines them, cache,
 rate limit, permissions, all-or-nothing updates, analysis and profiles."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ async def update(client: Any, user_id: str, items: list[dict]) -> dict[str, Any]
     return await response.json()
 
 
-# -- an independent reference: CONTRACT §8 read literally, by brute force ----------
+# -- an independent reference: the README's formulas read literally, by brute force ----------
 
 
 def _pstd(values: list[float]) -> float:

@@ -1,4 +1,5 @@
-"""CONTRACT §8 formulas against values worked out by hand, and their bounds for any input."""
+"""The drift formulas (plugins/vivox/README.md) against values worked out by hand,
+and their bounds for any input."""
 
 from __future__ import annotations
 

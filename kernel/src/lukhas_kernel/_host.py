@@ -68,7 +68,7 @@ def request_id(request: web.Request) -> str | None:
 
 
 def _gate(record: PluginRecord) -> web.Response:
-    """The answer for a plugin's routes while it does not serve (CONTRACT §3)."""
+    """The answer for a plugin's routes while it does not serve (README.md, Plugin states)."""
     if record.state is PluginState.DISABLED:
         return problem_response(403, f"{record.name} subsystem is not enabled",
                                 type="urn:lukhas:problem:subsystem-disabled")

@@ -19,7 +19,7 @@ def records_version() -> int:
 
 
 class PluginState(enum.StrEnum):
-    """The state a plugin ends start-up in (CONTRACT §3)."""
+    """The state a plugin ends start-up in (README.md, Plugin states)."""
 
     PENDING = "pending"
     ACTIVE = "active"
@@ -140,7 +140,7 @@ class PluginView(BaseModel):
 
 
 class StartupReport(BaseModel):
-    """The start-up result of CONTRACT §3, logged once as `lukhas.startup`."""
+    """The start-up result (README.md, Plugin states), logged once as `lukhas.startup`."""
 
     status: str
     initialized_systems: list[str]

@@ -77,7 +77,7 @@ class PluginSettings(BaseSettings):
 
 
 class KernelSettings(PluginSettings):
-    """Settings of the kernel itself (CONTRACT §2); TOML table `[kernel]`."""
+    """Settings of the kernel itself (README.md, Settings); TOML table `[kernel]`."""
 
     model_config = SettingsConfigDict(env_prefix="LUKHAS_")
 

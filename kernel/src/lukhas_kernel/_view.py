@@ -30,7 +30,7 @@ class KernelView:
         return self._kernel.ready
 
     def report(self) -> StartupReport:
-        """The start-up result of CONTRACT §3, as it stands now."""
+        """The start-up result (README.md, Plugin states), as it stands now."""
         return self._kernel.report()
 
     def plugins(self) -> list[PluginView]:

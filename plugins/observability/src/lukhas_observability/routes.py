@@ -1,4 +1,4 @@
-"""HTTP routes of the observability plugin: `/metrics` and `/status` (CONTRACT §10).
+"""HTTP routes of the observability plugin: `/metrics` and `/status` (see the plugin's README).
 
 Both lie outside `/api/v1`, so they need no token.
 """
