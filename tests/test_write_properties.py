@@ -164,8 +164,7 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             yield Live(host.url, token, [admin, ada], flags, document, tables, session)
         finally:
             tables.close()
-    events = [json.loads(line) for line in host.stderr.splitlines() if line.startswith("{")]
-    assert not [e for e in events if e["event"] == "request.unhandled"], host.stderr
+    assert not host.events("request.unhandled"), host.stderr
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
-from pydantic import Field, ValidationError, create_model, field_validator
+from pydantic import Field, SecretBytes, SecretStr, ValidationError, create_model, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -164,10 +164,15 @@ def _first_error(exc: ValidationError, model: type[BaseSettings], prefix: str) -
     if field is None:
         field = next((f for f in model.model_fields.values()
                       if loc in _aliases(f.validation_alias)), None)
-    secret = field is not None and "Secret" in repr(field.annotation)
+    secret = field is not None and _is_secret(field.annotation)
     value = error.get("input")
     shown = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) and not secret else ""
     return SettingsError(variable, f"{error['msg']}{shown}")
+
+
+def _is_secret(annotation: Any) -> bool:
+    """Whether a setting's type is, or holds, a pydantic secret (`SecretStr | None`)."""
+    return annotation in (SecretStr, SecretBytes) or any(_is_secret(a) for a in get_args(annotation))
 
 
 def _aliases(alias: Any) -> list[str]:
