@@ -31,12 +31,12 @@ from pathlib import Path
 
 import structlog
 from importlib_metadata import entry_points
-from lukhas_kernel._bootstrap import load_kernel
-from lukhas_kernel._discovery import ENTRY_POINT_GROUP
-from lukhas_kernel._host import build_app
-from lukhas_kernel._logging import configure_logging
-from lukhas_kernel._records import StartupReport
-from lukhas_kernel._settings import load_kernel_settings
+from lukhas_kernel._cli.bootstrap import load_kernel
+from lukhas_kernel._core.logging import configure_logging
+from lukhas_kernel._core.settings import load_kernel_settings
+from lukhas_kernel._http.app import build_app
+from lukhas_kernel._lifecycle.discovery import ENTRY_POINT_GROUP
+from lukhas_kernel._lifecycle.records import StartupReport
 
 from ._common import (
     BENCH_DIR,

@@ -1,4 +1,4 @@
-"""Shared helpers for the suite; fixtures for hosts come from lukhas_kernel.pytest_plugin."""
+"""Shared helpers for the suite; fixtures for hosts come from lukhas_kernel.testing.pytest_plugin."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
-from lukhas_kernel._storage import Database, default_url
+from lukhas_kernel._services.storage import Database, default_url
 from lukhas_kernel.testing import LocalPostgres, LocalRedis, local_postgres, local_redis
 
 T = TypeVar("T")

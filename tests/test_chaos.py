@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import structlog
 from conftest import plugin_states, problem
-from lukhas_kernel._chaos import ChaosPlan
+from lukhas_kernel._lifecycle.chaos import ChaosPlan
 
 pytestmark = pytest.mark.chaos
 

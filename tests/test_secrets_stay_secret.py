@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from lukhas_kernel import PluginSettings
-from lukhas_kernel._settings import SettingsError, load_settings
+from lukhas_kernel._core.settings import SettingsError, load_settings
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 from test_accounts_cli import add_user, get, serving

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import on_database, plugin_states, problem
-from lukhas_kernel._storage import Database
+from lukhas_kernel._services.storage import Database
 from lukhas_kernel.testing import KERNEL_KEY
 from sqlalchemy.ext.asyncio import create_async_engine
 from test_cli import free_port
@@ -181,10 +181,10 @@ async def test_engine_is_disposed_at_shutdown(lukhas_host, tmp_path):
 def _alembic_head(versions):
     from alembic.config import Config
     from alembic.script import ScriptDirectory
-    from lukhas_kernel._services import KERNEL_MIGRATIONS
+    from lukhas_kernel._services.bundle import KERNEL_MIGRATIONS
 
     config = Config()
-    config.set_main_option("script_location", str(KERNEL_MIGRATIONS.parent / "_alembic"))
+    config.set_main_option("script_location", str(KERNEL_MIGRATIONS.parent / "alembic"))
     config.set_main_option("version_locations", str(versions))
     config.set_main_option("path_separator", "os")
     return ScriptDirectory.from_config(config).get_current_head()
@@ -196,8 +196,8 @@ def test_head_read_without_alembic_agrees_with_alembic(tmp_path):
     import lukhas_dreams
     import lukhas_glyphs
     import lukhas_vivox
-    from lukhas_kernel._services import KERNEL_MIGRATIONS
-    from lukhas_kernel._storage import declared_head
+    from lukhas_kernel._services.bundle import KERNEL_MIGRATIONS
+    from lukhas_kernel._services.storage import declared_head
 
     directories = [KERNEL_MIGRATIONS, Path(__file__).parent / "sample_plugins" / "notes_migrations",
                    *(Path(m.__file__).parent / "migrations"

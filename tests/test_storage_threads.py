@@ -15,7 +15,7 @@ import time
 import pytest
 import sqlalchemy as sa
 from conftest import problem
-from lukhas_kernel._storage import Database, default_url
+from lukhas_kernel._services.storage import Database, default_url
 from sqlalchemy.exc import OperationalError
 
 GLYPHS = "glyphs=lukhas_glyphs.plugin"

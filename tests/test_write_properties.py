@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from lukhas_kernel import Rfc3339Datetime
-from lukhas_kernel._storage import Database, default_url
+from lukhas_kernel._services.storage import Database, default_url
 from pydantic import TypeAdapter
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.schemas import OpenApiSchema

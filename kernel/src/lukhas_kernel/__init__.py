@@ -5,28 +5,25 @@ Importing this package has no side effects; discovery happens in
 """
 
 import pluggy
-from importlib_metadata import PackageNotFoundError, version
 
-from ._accounts import User
-from ._auth import current_user, request_user
-from ._cache import CacheRegion
-from ._cli_common import with_database
-from ._context import HealthCheck, PluginContext, PluginInfo
-from ._fields import INPUT_YEARS, IsoDate, JsonInt, Rfc3339Datetime
-from ._host import request_id
-from ._kernel import PLUGIN_API_VERSION, Kernel
-from ._pagination import Page, PageQuery, paginate
-from ._problems import ProblemError
-from ._records import CheckResult, PluginState, PluginView, StartupReport
-from ._routing import Route
-from ._settings import KernelSettings, PluginSettings, SettingsError
-from ._storage import Database, UtcDateTime
-from ._view import KernelView
+from ._cli.common import with_database
+from ._core.problems import ProblemError
+from ._core.settings import KernelSettings, PluginSettings, SettingsError
+from ._core.version import KERNEL_VERSION
+from ._http.app import request_id
+from ._http.auth import current_user, request_user
+from ._lifecycle.kernel import PLUGIN_API_VERSION, Kernel
+from ._lifecycle.records import CheckResult, PluginState, PluginView, StartupReport
+from ._plugin.context import HealthCheck, PluginContext, PluginInfo
+from ._plugin.fields import INPUT_YEARS, IsoDate, JsonInt, Rfc3339Datetime
+from ._plugin.pagination import Page, PageQuery, paginate
+from ._plugin.route import Route
+from ._plugin.view import KernelView
+from ._services.accounts import User
+from ._services.cache import CacheRegion
+from ._services.storage import Database, UtcDateTime
 
-try:
-    __version__ = version("lukhas-kernel")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0"
+__version__ = KERNEL_VERSION
 
 #: Marks a plugin's hook implementations (see :mod:`lukhas_kernel.hookspecs`).
 hookimpl = pluggy.HookimplMarker("lukhas")

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from aiohttp import web
     from prometheus_client.registry import Collector
 
-    from ._context import HealthCheck, PluginContext, PluginInfo
-    from ._routing import Route
-    from ._settings import PluginSettings
+    from ._core.settings import PluginSettings
+    from ._plugin.context import HealthCheck, PluginContext, PluginInfo
+    from ._plugin.route import Route
 
 PROJECT = "lukhas"
 hookspec = pluggy.HookspecMarker(PROJECT)

@@ -1,0 +1,90 @@
+"""From the process's environment to a loaded kernel and app (CLI, tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from .._core.isolation import describe
+from .._core.settings import KernelSettings, SettingsError, load_config_file, load_kernel_settings
+from .._http.app import KERNEL_KEY, build_app
+from .._lifecycle.chaos import ChaosPlan
+from .._lifecycle.kernel import Kernel
+from .._services.bundle import Services
+
+__all__ = ["load_kernel", "create_app", "kernel_settings", "migrate_plugins"]
+
+
+def kernel_settings(env_file: str | None = ".env", **overrides: Any) -> tuple[KernelSettings, dict[str, Any]]:
+    """The kernel's settings and the parsed config file; SettingsError if bad."""
+    config = load_config_file()
+    return load_kernel_settings(config, env_file, **overrides), config
+
+
+def chaos_plan(settings: KernelSettings, log: Any) -> ChaosPlan:
+    if not settings.chaos:
+        return ChaosPlan()
+    if not settings.chaos_enabled:
+        log.warning("chaos.ignored", reason="LUKHAS_CHAOS is set but LUKHAS_CHAOS_ENABLED is not true")
+        return ChaosPlan()
+    try:
+        return ChaosPlan.parse(settings.chaos)
+    except ValueError as exc:
+        raise SettingsError("LUKHAS_CHAOS", str(exc)) from None
+
+
+async def load_kernel(
+    settings: KernelSettings, config: dict[str, Any], *, env_file: str | None = ".env",
+    installed: bool = True, set_up: bool = True, storage: bool = True, first_admin: bool = True,
+) -> Kernel:
+    """A kernel with plugins loaded: imported and registered, then set up
+    unless `set_up` is False. Without `storage` no database is opened (only
+    for reading plugins' declarations). Raises SettingsError or StorageError."""
+    chaos = chaos_plan(settings, structlog.get_logger("lukhas.kernel"))
+    services = await Services.open(settings, create_admin=first_admin) if storage else None
+    kernel = Kernel(settings, config, services=services, env_file=env_file, installed=installed,
+                    chaos=chaos)
+    try:
+        await kernel.load(set_up=set_up)
+    except BaseException:
+        await kernel.close()
+        raise
+    return kernel
+
+
+async def create_app(
+    settings: KernelSettings, config: dict[str, Any], *, env_file: str | None = ".env",
+    installed: bool = True, first_admin: bool = True,
+) -> web.Application:
+    """Load every plugin, then build the app; its start-up runs the plugins'."""
+    return build_app(await load_kernel(settings, config, env_file=env_file, installed=installed,
+                                       first_admin=first_admin))
+
+
+async def migrate_plugins(kernel: Kernel, *, upgrade: bool = True) -> dict[str, str]:
+    """Bring every loaded plugin's tables to head (only check unless `upgrade`).
+
+    `kernel` is loaded without set-up; the kernel's own tables were migrated
+    when its storage opened. Returns "ok" or "failed: reason" by owner.
+    """
+    assert kernel.services is not None, "migrating needs storage"
+    results = {"lukhas": "ok"}
+    for name in kernel.contexts:
+        versions = kernel.implementation("lukhas_migrations", name)
+        if versions is None:
+            continue
+        try:
+            await kernel.services.db.migrate(name, Path(versions()), upgrade=upgrade)
+            results[name] = "ok"
+        except Exception as exc:
+            results[name] = f"failed: {describe(exc)}"
+    return results
+
+
+def services_of(app: web.Application) -> Services:
+    services = app[KERNEL_KEY].services
+    assert services is not None
+    return services

@@ -1,0 +1,260 @@
+"""The aiohttp host: kernel routes, middlewares, plugin routes and gating."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import re
+from collections.abc import AsyncIterator, Coroutine
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from aiohttp import web
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+
+from .._core.logging import server_logger
+from .._core.problems import ProblemError, from_exception, problem_response
+from .._flags.store import FLAGS_POLL_S
+from .._lifecycle.kernel import Kernel
+from .._lifecycle.records import PluginRecord, PluginState, Stage
+from .._plugin.route import MAX_TARGET_BYTES, Route, wrap_handler
+from .auth import USER_KEY, authenticate, guard_for, needs_token
+from .kernel_routes import kernel_routes
+from .openapi import add_docs_routes
+from .serving import ANSWER_HEADERS
+
+__all__ = ["KERNEL_KEY", "WORKER_HEADER", "build_app", "request_id"]
+
+KERNEL_KEY = web.AppKey("lukhas_kernel", Kernel)
+REQUEST_ID_KEY = web.RequestKey("lukhas_request_id", str)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# aiohttp's HTTP parser answers a longer request line itself, with a plain-text
+# 400 before any middleware runs; the headroom lets the host answer 414 as a
+# problem (with X-Request-ID) for targets up to this size.
+_PARSER_LINE_BYTES = 8 * MAX_TARGET_BYTES
+log = structlog.get_logger("lukhas.host")
+# Generated request ids: 16 random hex digits per process, then a 16-digit hex
+# counter. 32 characters like a uuid4's hex, unique within the process and, by
+# the random half, across processes; far cheaper than `uuid.uuid4()`.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count()
+#: On every HTML page any route serves (`/docs`, `/status`, a plugin's own),
+#: unless the page sets its own: a browser loads nothing but the host's own
+#: files for it (no inline script or style, no other origin), never shows it
+#: inside another site's frame, and sends no Referer from it.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "; ".join([
+        "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
+        "font-src 'self'", "connect-src 'self'", "base-uri 'none'", "form-action 'none'",
+        "frame-ancestors 'none'"]),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+#: On every answer: the pid of the host process that answered, so that an
+#: operator (and a test) can tell the processes of `lukhas serve --workers N` apart.
+WORKER_HEADER = "X-Lukhas-Worker"
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+def request_id(request: web.Request) -> str | None:
+    """The request's id, as its `X-Request-ID` answer header will carry it."""
+    return request.get(REQUEST_ID_KEY)
+
+
+def _gate(record: PluginRecord) -> web.Response:
+    """The answer for a plugin's routes while it does not serve (README.md, Plugin states)."""
+    if record.state is PluginState.DISABLED:
+        return problem_response(403, f"{record.name} subsystem is not enabled",
+                                type="urn:lukhas:problem:subsystem-disabled")
+    if record.state is PluginState.SKIPPED:
+        return problem_response(503, f"{record.name} subsystem skipped: {record.reason}",
+                                type="urn:lukhas:problem:subsystem-skipped")
+    return problem_response(503, f"{record.name} subsystem failed: {record.reason}",
+                            type="urn:lukhas:problem:subsystem-failed")
+
+
+def _to_problem(request: web.Request, exc: Exception, owner: PluginRecord | None) -> web.StreamResponse:
+    if isinstance(exc, ProblemError):
+        return from_exception(exc)
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            return web.Response(status=exc.status, headers=exc.headers)
+        keep = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
+        detail = {
+            404: f"no resource at {request.path}",
+            405: f"{request.method} is not allowed on {request.path}",
+            413: "the request body is larger than LUKHAS_MAX_BODY_BYTES",
+        }.get(exc.status, exc.reason or HTTPStatus(exc.status).phrase)
+        return problem_response(exc.status, detail, headers=keep)
+    if isinstance(exc, IntegrityError):
+        return problem_response(409, "the request conflicts with stored data",
+                                type="urn:lukhas:problem:conflict")
+    if isinstance(exc, DataError):  # a server database refused a value of the request
+        return problem_response(422, "a value of the request cannot be stored or compared")
+    if isinstance(exc, (SQLAlchemyError, TimeoutError)):
+        log.warning("storage.unavailable", path=request.path, reason=f"{type(exc).__name__}: {exc}"[:300],
+                    plugin=owner.name if owner else None)
+        return problem_response(503, "storage unavailable; retry shortly",
+                                type="urn:lukhas:problem:storage-unavailable",
+                                headers={"Retry-After": "1"})
+    log.exception("request.unhandled", path=request.path, method=request.method,
+                  plugin=owner.name if owner else None)
+    return problem_response(500, f"internal error; quote request id {request.get(REQUEST_ID_KEY)}")
+
+
+def build_app(kernel: Kernel) -> web.Application:
+    """An aiohttp app serving the kernel's routes and every loaded plugin's.
+
+    `kernel.load()` must have run; the app's start-up runs `kernel.start()`.
+    """
+    settings = kernel.settings
+
+    @web.middleware
+    async def outermost(request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("X-Request-ID", "")
+        request_id = given if given and _REQUEST_ID.match(given) else _new_request_id()
+        request[REQUEST_ID_KEY] = request_id
+        # bind/reset rather than `bound_contextvars`: the same, without a
+        # generator-based context manager per request.
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            return await handler(request)
+        except Exception as exc:
+            return _to_problem(request, exc, kernel.owner_of(request.path))
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+
+    @web.middleware
+    async def gate_and_problems(request: web.Request, handler: Any) -> web.StreamResponse:
+        owner = kernel.owner_of(request.path)
+        if len(request.raw_path) > MAX_TARGET_BYTES:
+            return problem_response(414, f"the request target is longer than {MAX_TARGET_BYTES} bytes")
+        try:
+            # Authentication comes first: without a token nothing about a
+            # route, not even its plugin's state, is revealed.
+            if needs_token(request.path):
+                request[USER_KEY] = await authenticate(request, kernel.services.accounts)
+            if owner is not None and not owner.state.serving:
+                return _gate(owner)
+            if (request.content_length or 0) > settings.max_body_bytes:
+                return problem_response(413, "the request body is larger than LUKHAS_MAX_BODY_BYTES")
+            return await handler(request)
+        except Exception as exc:
+            return _to_problem(request, exc, owner)
+
+    def bypassed_unless_serving(name: str, middleware: Any) -> Any:
+        record = kernel.records[name]
+
+        @web.middleware
+        async def guarded(request: web.Request, handler: Any) -> web.StreamResponse:
+            if not record.state.serving:
+                return await handler(request)
+            return await middleware(request, handler)
+
+        return guarded
+
+    plugin_middlewares = [bypassed_unless_serving(n, m) for n, m in kernel.middlewares]
+    app = web.Application(
+        middlewares=[outermost, *plugin_middlewares, gate_and_problems],
+        client_max_size=settings.max_body_bytes,
+        handler_args={"logger": server_logger(), "max_line_size": _PARSER_LINE_BYTES},
+    )
+    app[KERNEL_KEY] = kernel
+    app.on_response_prepare.append(_stamp_answer)
+
+    mounted: list[tuple[str | None, Route]] = [(None, r) for r in kernel_routes(kernel)]
+    mounted += kernel.routes
+    for plugin, route in mounted:
+        before = None
+        if plugin is not None:
+            before = (lambda name: lambda: kernel.chaos.inject(name, Stage.REQUEST))(plugin)
+        guard = guard_for(route, kernel.services.limits)
+        app.router.add_route(route.method, route.path,
+                             wrap_handler(route, settings.request_timeout_s, plugin, before, guard))
+    add_docs_routes(app, mounted)
+
+    async def start(app: web.Application) -> None:
+        await kernel.start()
+
+    async def stop(app: web.Application) -> None:
+        await kernel.close()
+
+    app.on_startup.append(start)
+    app.cleanup_ctx.append(_periodic_health)
+    app.cleanup_ctx.append(_following_flags)
+    app.on_cleanup.append(stop)
+    return app
+
+
+async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    request_id = request.get(REQUEST_ID_KEY)
+    if request_id:
+        headers["X-Request-ID"] = request_id
+    # Read per answer, not once at import: cheap, and right in any process.
+    headers[WORKER_HEADER] = str(os.getpid())
+    headers.update(ANSWER_HEADERS)
+    if response.content_type == "text/html":
+        for name, value in PAGE_HEADERS.items():
+            headers.setdefault(name, value)
+
+
+@contextlib.asynccontextmanager
+async def _in_background(loop: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run `loop` as a task while the app serves; cancel it, and wait for it, at cleanup."""
+    task = asyncio.create_task(loop)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _periodic_health(app: web.Application) -> AsyncIterator[None]:
+    """Re-run health checks so states follow plugins that recover or decay."""
+    kernel = app[KERNEL_KEY]
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(kernel.settings.health_interval_s)
+            await kernel.check_health()
+
+    async with _in_background(loop()):
+        yield
+
+
+async def _following_flags(app: web.Application) -> AsyncIterator[None]:
+    """Apply run-time flags changed through another host process sharing the
+    database (`lukhas serve --workers N`, or hosts on several machines), off the
+    request path: every FLAGS_POLL_S, one bounded query of `lukhas_flags`."""
+    kernel = app[KERNEL_KEY]
+    if kernel.flags.store is None:  # no storage: nothing to follow
+        yield
+        return
+
+    async def loop() -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(FLAGS_POLL_S)
+            try:
+                # Not asyncio.wait_for: on Python 3.11 it can swallow the
+                # cancellation that stops this loop at shutdown (when the
+                # query finishes just as it arrives), and the host never stops.
+                async with asyncio.timeout(kernel.settings.db_timeout_s):
+                    await kernel.follow_flags()
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                if not failing:  # once per outage, not twice a second
+                    log.warning("flags.follow_failed", reason=f"{type(exc).__name__}: {exc}"[:300])
+                failing = True
+            else:
+                failing = False
+
+    async with _in_background(loop()):
+        yield

@@ -1,0 +1,159 @@
+"""The kernel's own routes: health, readiness, plugins, user profiles, flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
+
+from .._core.problems import ProblemError
+from .._lifecycle.kernel import Kernel
+from .._lifecycle.records import PluginRecord, PluginState, PluginView, records_version
+from .._plugin.route import Route
+from .auth import current_user
+
+__all__ = ["kernel_routes"]
+
+
+class Alive(BaseModel):
+    status: str = "alive"
+
+
+class PluginBrief(BaseModel):
+    name: str
+    state: PluginState
+    reason: str | None
+
+
+class Readiness(BaseModel):
+    status: str
+    kernel: str
+    required: list[str]
+    missing: list[str]
+    plugins: list[PluginBrief]
+
+
+class PluginList(BaseModel):
+    status: str
+    items: list[PluginView]
+    count: int
+
+
+class ProfileQuery(BaseModel):
+    model_config = ConfigDict(extra="allow")  # plugins read their own options
+
+    include_drift: bool = False
+
+
+class UserProfile(BaseModel):
+    """Kernel fields plus what plugins contribute (`lukhas_profile_fields`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    user_id: str
+    username: str
+    tier: str
+    drift_metrics: dict[str, Any] | None = None
+
+
+def flag_models(names: list[str]) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The models of `{"FLAG_NAME": bool, ...}`: every flag (answers), and any
+    subset of them (PATCH bodies).
+
+    Built per host from the flags it has, so the OpenAPI document names each
+    one and an unknown name is a validation error (`422`, nothing changed).
+    Flag names need not be identifiers: each is a field's alias.
+    """
+    config = ConfigDict(extra="forbid", validate_by_alias=True, validate_by_name=False,
+                        serialize_by_alias=True)
+    whole: type[BaseModel] = create_model(
+        "FlagMap", __config__=config, __doc__="Every run-time flag of this host and its value.",
+        **{f"flag_{i}": (StrictBool, Field(alias=name)) for i, name in enumerate(names)})
+    partial: type[BaseModel] = create_model(
+        "FlagPatch", __config__=config, __doc__="Any subset of the flags, each with its new value.",
+        # A factory, not `None`, as the default: the schema then shows no
+        # (non-boolean) default, and `null` is still refused.
+        **{f"flag_{i}": (StrictBool, Field(default_factory=lambda: None, alias=name))
+           for i, name in enumerate(names)})
+    return whole, partial
+
+
+def kernel_routes(kernel: Kernel) -> list[Route]:
+    """The kernel's routes; `kernel.load()` has run, so every flag is known."""
+    flag_map, flag_patch = flag_models(list(kernel.flag_values()))
+
+    async def healthz(request: web.Request) -> Alive:
+        return Alive()
+
+    async def readyz(request: web.Request) -> web.Response:
+        required = kernel.settings.required
+        missing = kernel.missing_required()
+        ready = kernel.ready and not missing
+        body = Readiness(
+            status="ready" if ready else "not_ready",
+            kernel="ready" if kernel.ready else "starting",
+            required=required,
+            missing=missing,
+            plugins=[PluginBrief(name=r.name, state=r.state, reason=r.reason)
+                     for r in kernel.records.values()],
+        )
+        return web.Response(status=200 if ready else 503, text=body.model_dump_json(),
+                            content_type="application/json")
+
+    # The last `/api/v1/plugins` body and what it was built from: the body
+    # depends only on the records (and which records there are), so it is
+    # current while the version and the records mapping are both unchanged.
+    built_from: tuple[int, dict[str, PluginRecord]] | None = None
+    body = b""
+
+    async def plugins(request: web.Request) -> web.Response:
+        nonlocal built_from, body
+        # Read before building: a change made meanwhile still shows as a new version.
+        source = (records_version(), kernel.records)
+        if built_from is None or source[0] != built_from[0] or source[1] is not built_from[1]:
+            items = kernel.view.plugins()
+            body = PluginList(status=kernel.report().status, items=items,
+                              count=len(items)).model_dump_json().encode()
+            built_from = source
+        return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+    async def profile(request: web.Request, query: ProfileQuery) -> UserProfile:
+        caller, user_id = current_user(request), request.match_info["user_id"]
+        # Another user's profile is "not found": existence is not revealed.
+        user = await kernel.services.accounts.get_user(user_id) \
+            if caller.is_admin or caller.id == user_id else None
+        if user is None:
+            raise ProblemError(404, f"no user {user_id}")
+        fields: dict[str, Any] = {}
+        options = query.model_dump()
+        person = {"user_id": user.id, "username": user.username, "tier": user.tier, "role": user.role}
+        for contribution in (await kernel.call_each("lukhas_profile_fields", user=person,
+                                                     options=options)).values():
+            if isinstance(contribution, dict):
+                fields.update(contribution)
+        return UserProfile(**{**fields, **{k: person[k] for k in ("user_id", "username", "tier")}})
+
+    async def get_flags(request: web.Request) -> BaseModel:
+        return flag_map.model_validate(kernel.flag_values())
+
+    async def patch_flags(request: web.Request, body: BaseModel) -> BaseModel:
+        # Only the flags the body names: the others keep their values.
+        changes = body.model_dump(by_alias=True, exclude_unset=True)
+        return flag_map.model_validate(await kernel.update_flags(changes, current_user(request).id))
+
+    return [
+        Route("GET", "/healthz", healthz, response=Alive, summary="Liveness"),
+        Route("GET", "/readyz", readyz, response=Readiness,
+              summary="Readiness: kernel started and every required plugin serving",
+              errors={503: "not ready; the body says why"}, response_statuses=(503,)),
+        Route("GET", "/api/v1/plugins", plugins, response=PluginList,
+              summary="Every discovered plugin with its state and reason"),
+        Route("GET", "/api/v1/users/{user_id}", profile, query=ProfileQuery, response=UserProfile,
+              summary="A user's profile (self or admin), with fields plugins contribute",
+              errors={404: "no such user"}),
+        Route("GET", "/api/v1/admin/flags", get_flags, response=flag_map, role="admin",
+              summary="Run-time flags"),
+        Route("PATCH", "/api/v1/admin/flags", patch_flags, body=flag_patch, response=flag_map,
+              role="admin", summary="Change run-time flags (persisted; the environment wins at start)"),
+    ]

@@ -1,0 +1,193 @@
+"""Serving an app on a socket, with the host's limits on every connection.
+
+aiohttp's connection handler waits for a request's headers and body as long
+as the client likes, and accepts any number of connections: a handful of
+slow clients (slowloris) can hold a process's connections for good. And the
+answer its HTTP parser gives to a malformed request echoes the offending
+bytes, which may hold a bearer token or a cookie. The handler here adds:
+
+- a deadline for a request's headers (`LUKHAS_HEADER_TIMEOUT_S`), from the
+  connection's start or from a later request's first byte, and one for its
+  body (`LUKHAS_BODY_TIMEOUT_S`) from the end of its headers. A connection
+  past the first is closed; one past the second is answered `408` and
+  closed. Each is one `http.slow_client` log line.
+- at most `LUKHAS_MAX_CONNECTIONS` open connections per process; one more is
+  closed at once, and each run of refusals is logged once (`http.connection_limit`).
+- parser rejections answered with a problem whose detail names the kind of
+  error only: no byte of the request is ever echoed or logged.
+
+It relies on aiohttp's `RequestHandler` internals (`_messages`,
+`_request_in_progress`), which tests/test_hostile.py exercises against the
+installed aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+
+from .._core.logging import parser_reason
+from .._core.problems import ProblemError, problem_response
+from .._core.settings import KernelSettings
+
+__all__ = ["ANSWER_HEADERS", "ConnectionLimits", "serve_app"]
+
+log = structlog.get_logger("lukhas.http")
+
+#: On every answer, the host's own and aiohttp's alike. `Server` names no
+#: versions: they only help someone looking for a known hole.
+ANSWER_HEADERS = {"Server": "lukhas", "X-Content-Type-Options": "nosniff"}
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    header_timeout_s: float
+    body_timeout_s: float
+    max_connections: int
+
+    @classmethod
+    def of(cls, settings: KernelSettings) -> ConnectionLimits:
+        return cls(settings.header_timeout_s, settings.body_timeout_s, settings.max_connections)
+
+
+class _GuardedServer(web.Server):
+    """aiohttp's server, making guarded connection handlers."""
+
+    def __init__(self, plain: web.Server, limits: ConnectionLimits) -> None:
+        super().__init__(plain.request_handler, request_factory=plain.request_factory,
+                         handler_cancellation=plain.handler_cancellation,
+                         loop=plain._loop, **plain._kwargs)
+        self.limits = limits
+        self.refusing = False  # within a run of refused connections (logged at its start)
+
+    def __call__(self) -> RequestHandler:
+        return _GuardedHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _GuardedHandler(RequestHandler):
+    """One connection; see the module's docstring for what it adds."""
+
+    _manager: _GuardedServer
+
+    def __init__(self, manager: _GuardedServer, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._limits = manager.limits
+        self._deadline: asyncio.TimerHandle | None = None
+        self._payload: Any = None  # the body being received while the body deadline runs
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        manager = self._manager
+        if len(manager.connections) > self._limits.max_connections:
+            if not manager.refusing:
+                manager.refusing = True
+                log.warning("http.connection_limit", limit=self._limits.max_connections,
+                            detail="new connections are closed until others end")
+            self.force_close()
+            return
+        manager.refusing = False
+        self._arm("headers")
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        queued = len(self._messages)
+        super().data_received(data)
+        if len(self._messages) > queued:  # a request's headers are complete
+            payload = self._messages[-1][1]
+            if payload.is_eof():
+                self._disarm()
+            else:
+                self._arm("body", payload)
+        elif self._payload is not None:
+            if self._payload.is_eof():
+                self._disarm()
+        elif self._deadline is None and data and not self._request_in_progress:
+            self._arm("headers")  # the first bytes of a later request on this connection
+
+    async def finish_response(self, request: web.BaseRequest, resp: web.StreamResponse,
+                              start_time: float | None) -> tuple[web.StreamResponse, bool]:
+        # Answered: a body still arriving is aiohttp's to drain or drop now.
+        self._disarm()
+        return await super().finish_response(request, resp, start_time)
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None, message: str | None = None) -> web.StreamResponse:
+        if not isinstance(exc, HttpProcessingError):
+            response = super().handle_error(request, status, exc, message)
+        else:  # aiohttp's own would echo the offending bytes
+            self.log_exception("Error handling request", exc_info=exc)
+            response = problem_response(status, f"the request cannot be parsed: {parser_reason(exc)}",
+                                        type="urn:lukhas:problem:bad-request")
+            response.force_close()
+        response.headers.update(ANSWER_HEADERS)
+        return response
+
+    def _arm(self, waiting_for: str, payload: Any = None) -> None:
+        self._disarm()
+        limit = self._limits.header_timeout_s if payload is None else self._limits.body_timeout_s
+        self._payload = payload
+        self._deadline = self._loop.call_later(limit, self._expired, waiting_for, limit)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline, self._payload = None, None
+
+    def _expired(self, waiting_for: str, limit: float) -> None:
+        payload = self._payload
+        self._deadline, self._payload = None, None
+        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+        log.warning("http.slow_client", waiting_for=waiting_for, timeout_s=limit,
+                    peer=f"{peer[0]}:{peer[1]}" if peer else None)
+        if payload is None:
+            self.force_close()
+            return
+        # The handler reading the body gets this instead, and answers it;
+        # then the connection closes. Ended, so that aiohttp does not wait
+        # for the rest after the answer ("lingering").
+        payload.set_exception(ProblemError(
+            408, f"the request body did not arrive within {limit:g} s",
+            type="urn:lukhas:problem:timeout"))
+        payload.feed_eof()
+        self.close()
+
+
+class _GuardedRunner(web.AppRunner):
+    def __init__(self, app: web.Application, limits: ConnectionLimits, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._limits = limits
+
+    async def _make_server(self) -> web.Server:
+        return _GuardedServer(await super()._make_server(), self._limits)
+
+
+def serve_app(app: Awaitable[web.Application], sock: socket.socket, limits: ConnectionLimits) -> None:
+    """Serve `app` on the listening `sock` until SIGINT or SIGTERM, then clean up.
+
+    As `aiohttp.web.run_app(app, sock=sock)`, with guarded connections; the
+    app's start-up errors propagate to the caller.
+    """
+
+    async def main() -> None:
+        runner = _GuardedRunner(await app, limits, handle_signals=True, access_log=None)
+        await runner.setup()  # runs the app's start-up
+        try:
+            await web.SockSite(runner, sock).start()
+            await asyncio.Event().wait()  # until a signal raises GracefulExit
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+        asyncio.run(main())

@@ -1,0 +1,83 @@
+"""Finding plugins: entry points of `lukhas.plugins` and `LUKHAS_EXTRA_PLUGINS`.
+
+Discovery reads package metadata only; nothing is imported here. Route
+prefixes outside ``/api/v1/<name>`` may be declared in metadata too (group
+`lukhas.route_prefixes`, ``"/prefix" = "the plugin's module"``), so that they
+are known, and answer 403, while the plugin is disabled and never imported.
+"""
+
+from __future__ import annotations
+
+import re
+
+from importlib_metadata import entry_points
+
+from .records import PluginRecord, PluginState, Stage
+
+__all__ = ["ENTRY_POINT_GROUP", "ROUTE_PREFIX_GROUP", "discover", "valid_prefix"]
+
+ENTRY_POINT_GROUP = "lukhas.plugins"
+ROUTE_PREFIX_GROUP = "lukhas.route_prefixes"
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def valid_prefix(prefix: str) -> bool:
+    """A route prefix is an absolute path without a trailing slash or parameters."""
+    return prefix.startswith("/") and not prefix.endswith("/") and "{" not in prefix
+
+
+def _extra(spec: str) -> tuple[str, str]:
+    """`name=module.path` or `module.path` (named after its last component)."""
+    name, sep, module = spec.partition("=")
+    if not sep:
+        module, name = spec, spec.rsplit(".", 1)[-1]
+    return name.strip(), module.strip()
+
+
+def discover(extras: list[str], installed: bool = True) -> list[PluginRecord]:
+    """Every plugin candidate, sorted by name; bad names are already failed.
+
+    A name found twice keeps the first (installed before extras) and fails the
+    second, naming where the first came from.
+    """
+    found: list[PluginRecord] = []
+    if installed:
+        everything = entry_points()
+        prefixes: dict[tuple[str | None, str], list[str]] = {}
+        for ep in everything.select(group=ROUTE_PREFIX_GROUP):
+            prefixes.setdefault((ep.dist.name if ep.dist else None, ep.value), []).append(ep.name)
+        for ep in everything.select(group=ENTRY_POINT_GROUP):
+            distribution = ep.dist.name if ep.dist else None
+            found.append(
+                PluginRecord(
+                    name=ep.name,
+                    module=ep.value,
+                    distribution=distribution,
+                    version=ep.dist.version if ep.dist else None,
+                    prefixes=prefixes.get((distribution, ep.value), []),
+                )
+            )
+    for spec in extras:
+        name, module = _extra(spec)
+        found.append(PluginRecord(name=name, module=module, distribution=None, version=None))
+
+    by_name: dict[str, PluginRecord] = {}
+    records: list[PluginRecord] = []
+    for record in found:
+        invalid = [prefix for prefix in record.prefixes if not valid_prefix(prefix)]
+        if not _NAME.match(record.name):
+            record.fail(Stage.DISCOVERY, f"invalid plugin name {record.name!r}: use [a-z][a-z0-9_]*")
+        elif not _MODULE.match(record.module):
+            record.fail(Stage.DISCOVERY, f"invalid module path {record.module!r}")
+        elif invalid:
+            record.fail(Stage.DISCOVERY, f"invalid route prefix {invalid[0]!r} in {ROUTE_PREFIX_GROUP}")
+        elif record.name in by_name:
+            first = by_name[record.name]
+            origin = first.distribution or "LUKHAS_EXTRA_PLUGINS"
+            record.fail(Stage.DISCOVERY, f"duplicate plugin name, already provided by {origin}")
+            record.name = f"{record.name}#{len(records)}"
+        else:
+            by_name[record.name] = record
+        records.append(record)
+    return sorted(records, key=lambda r: (r.state is PluginState.FAILED, r.name))

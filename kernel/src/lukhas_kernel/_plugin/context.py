@@ -1,0 +1,112 @@
+"""What a plugin declares about itself and what the kernel hands it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from .._core.private_files import private_directory
+from .._core.settings import KernelSettings, PluginSettings
+from .._services.accounts import User
+from .._services.cache import Cache, CacheRegion
+from .._services.storage import Database
+
+if TYPE_CHECKING:
+    from .view import KernelView
+
+__all__ = ["HealthCheck", "PluginContext", "PluginInfo"]
+
+#: A named health check: passes unless it raises or returns False.
+HealthCheck = Callable[[], Awaitable[bool | None]]
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """Metadata a plugin returns from `lukhas_plugin_info`.
+
+    `api` is a PEP 440 specifier of the plugin-API versions the plugin works
+    with (e.g. ``">=1,<2"``); `route_prefixes` are paths the plugin owns in
+    addition to ``/api/v1/<name>``; `requires` names plugins that must be
+    active before this one is set up.
+    """
+
+    api: str = ">=1,<2"
+    version: str | None = None
+    requires: tuple[str, ...] = ()
+    route_prefixes: tuple[str, ...] = ()
+    description: str = ""
+    # Run-time flags the plugin reads through `context.flags`, with defaults,
+    # e.g. {"PARALLEL_DREAMS_ENABLED": False}; admins change them at run time.
+    flags: Mapping[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class PluginContext:
+    """Per-plugin handle passed to every lifecycle hook.
+
+    `state` is the plugin's own scratch space (engines, stores) shared by its
+    hooks and route handlers; the kernel never reads it. `kernel` answers
+    read-only questions about every plugin (states, timings, collectors).
+    """
+
+    name: str
+    settings: PluginSettings | None
+    kernel_settings: KernelSettings
+    log: Any
+    db: Database | None  # None only while the CLI reads declarations
+    # Live run-time flag values (shared with the kernel; read, don't write).
+    flags: Mapping[str, bool]
+    state: dict[str, Any] = field(default_factory=dict)
+    kernel: KernelView | None = field(default=None, repr=False)  # set for every loaded plugin
+    _find_user: Callable[[str], Awaitable[User | None]] | None = field(default=None, repr=False)
+    _cache: Cache | None = field(default=None, repr=False)
+    _degraded_reason: str | None = None
+    _on_change: Callable[[], None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def create(
+        cls, name: str, settings: PluginSettings | None, kernel_settings: KernelSettings,
+        db: Database | None, flags: Mapping[str, bool],
+        find_user: Callable[[str], Awaitable[User | None]] | None = None,
+        kernel: KernelView | None = None, cache: Cache | None = None,
+    ) -> PluginContext:
+        log = structlog.get_logger().bind(plugin=name)
+        return cls(name, settings, kernel_settings, log, db, flags, kernel=kernel,
+                   _find_user=find_user, _cache=cache)
+
+    async def user(self, user_id: str) -> User | None:
+        """The user with this id, or None (a plugin never reads the kernel's tables)."""
+        if self._find_user is None:
+            raise RuntimeError("no storage: users cannot be looked up here")
+        return await self._find_user(user_id)
+
+    def cache(self, region: str, model: Any, *, ttl_s: float, size: int) -> CacheRegion[Any]:
+        """A cache region of this plugin for values of type `model` (call it once, in setup).
+
+        In this process with `LUKHAS_CACHE_URL=memory://` (at most `size`
+        entries), shared by every host process with `redis://…`; entries
+        live `ttl_s` seconds (0: nothing is kept). See :class:`CacheRegion`.
+        """
+        if self._cache is None:
+            raise RuntimeError("no cache: the kernel's services are not open here")
+        return self._cache.region(f"{self.name}:{region}", model, ttl_s=ttl_s, size=size)
+
+    @property
+    def data_dir(self) -> Path:
+        """A directory of the plugin's own under the kernel's data dir (`0700`, like
+        the data dir; files the plugin writes there should be `0600`)."""
+        return private_directory(self.kernel_settings.data_dir / "plugins" / self.name)
+
+    def set_degraded(self, reason: str | None) -> None:
+        """Report a fallback in use (degraded) or, with None, its end."""
+        self._degraded_reason = reason
+        if self._on_change is not None:
+            self._on_change()
+
+    @property
+    def degraded_reason(self) -> str | None:
+        return self._degraded_reason

@@ -1,0 +1,236 @@
+"""Users and their bearer tokens (kernel tables `lukhas_users`, `lukhas_tokens`).
+
+A token is `lk_` + 32 random bytes (url-safe base64) and is shown exactly
+once; the database keeps only its SHA-256 and its first 12 characters.
+Because tokens carry 256 bits of entropy, a fast hash is the right one: a
+lookup by hash is safe and needs no per-token salt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+import structlog
+from cachetools import TTLCache
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from .storage import Database, UtcDateTime
+
+__all__ = ["AccountError", "Accounts", "User", "TIERS", "ROLES"]
+
+TIERS = ("free", "premium", "enterprise")
+ROLES = ("user", "admin")
+TOKEN_PREFIX_CHARS = 12
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_TOKEN = re.compile(r"^lk_[A-Za-z0-9_-]{43,128}$")
+# last_used_at is refreshed at most this often per token: a write per request
+# would serialise every authenticated request on the database's one writer.
+_LAST_USED_RESOLUTION = timedelta(seconds=60)
+_MISSING = object()
+log = structlog.get_logger("lukhas.accounts")
+
+metadata = sa.MetaData()
+users = sa.Table(
+    "lukhas_users", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+tokens = sa.Table(
+    "lukhas_tokens", metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("prefix", sa.String(TOKEN_PREFIX_CHARS), nullable=False, index=True),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("lukhas_users.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_used_at", UtcDateTime, nullable=True),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+
+class AccountError(Exception):
+    """A user or token operation that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class User:
+    """The authenticated caller, as route handlers see it."""
+
+    id: str
+    username: str
+    tier: str
+    role: str
+    created_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _user(row: sa.Row) -> User:
+    return User(row.id, row.username, row.tier, row.role, row.created_at)
+
+
+class Accounts:
+    """Users and tokens; `authenticate` is cached for `cache_ttl_s` seconds."""
+
+    def __init__(self, db: Database, cache_ttl_s: float = 5.0) -> None:
+        self.db = db
+        self._cache: TTLCache[str, User | None] | None = (
+            TTLCache(maxsize=10_000, ttl=cache_ttl_s) if cache_ttl_s > 0 else None
+        )
+        self._lookups: dict[str, asyncio.Future[User | None]] = {}
+
+    # -- users -------------------------------------------------------------
+
+    async def create_user(self, username: str, tier: str = "free", admin: bool = False) -> tuple[User, str]:
+        """Create a user with a first token; returns both (the token's only showing)."""
+        if not _USERNAME.match(username):
+            raise AccountError(f"invalid username {username!r}: 1-64 letters, digits, '_', '.', '-'")
+        if tier not in TIERS:
+            raise AccountError(f"invalid tier {tier!r}: one of {', '.join(TIERS)}")
+        user = User("usr_" + secrets.token_hex(12), username, tier, "admin" if admin else "user", now())
+        token = _new_token()
+        try:
+            async with self.db.begin() as conn:
+                await conn.execute(users.insert().values(
+                    id=user.id, username=username, tier=tier, role=user.role, created_at=user.created_at))
+                await conn.execute(tokens.insert().values(_token_row(token, user.id)))
+        except IntegrityError:
+            raise AccountError(f"user {username!r} already exists") from None
+        return user, token
+
+    async def ensure_first_admin(self) -> str | None:
+        """On an empty database create `admin`; return its token, else None."""
+        async with self.db.connect() as conn:
+            if await conn.scalar(sa.select(sa.func.count()).select_from(users)):
+                return None
+        try:
+            return (await self.create_user("admin", "enterprise", admin=True))[1]
+        except AccountError:  # another process created it first
+            return None
+
+    async def get_user(self, user_id: str) -> User | None:
+        async with self.db.connect() as conn:
+            row = (await conn.execute(users.select().where(users.c.id == user_id))).first()
+        return _user(row) if row else None
+
+    async def user_named(self, username: str) -> User:
+        async with self.db.connect() as conn:
+            row = (await conn.execute(users.select().where(users.c.username == username))).first()
+        if row is None:
+            raise AccountError(f"no user {username!r}")
+        return _user(row)
+
+    async def list_users(self) -> list[User]:
+        async with self.db.connect() as conn:
+            rows = await conn.execute(users.select().order_by(users.c.created_at, users.c.username))
+        return [_user(row) for row in rows]
+
+    # -- tokens ------------------------------------------------------------
+
+    async def issue_token(self, username: str) -> str:
+        user = await self.user_named(username)
+        token = _new_token()
+        async with self.db.begin() as conn:
+            await conn.execute(tokens.insert().values(_token_row(token, user.id)))
+        return token
+
+    async def list_tokens(self, username: str) -> list[dict[str, object]]:
+        user = await self.user_named(username)
+        async with self.db.connect() as conn:
+            rows = await conn.execute(
+                sa.select(tokens.c.prefix, tokens.c.created_at, tokens.c.last_used_at, tokens.c.revoked_at)
+                .where(tokens.c.user_id == user.id).order_by(tokens.c.created_at))
+        return [{"prefix": r.prefix, "created_at": r.created_at,
+                 "last_used_at": r.last_used_at, "revoked_at": r.revoked_at} for r in rows]
+
+    async def revoke(self, prefix: str) -> str:
+        """Revoke the one live token starting with `prefix` (≥ 8 characters)."""
+        if len(prefix) < 8:
+            raise AccountError("a token prefix needs at least 8 characters")
+        candidate = prefix[:TOKEN_PREFIX_CHARS]
+        async with self.db.begin() as conn:
+            rows = (await conn.execute(
+                sa.select(tokens.c.hash, tokens.c.prefix)
+                .where(tokens.c.prefix.startswith(candidate, autoescape=True),
+                       tokens.c.revoked_at.is_(None)))).all()
+            if _TOKEN.match(prefix):  # a whole token: compare its hash
+                rows = [r for r in rows if hmac.compare_digest(r.hash, _hash(prefix))]
+            if not rows:
+                raise AccountError(f"no live token starts with {prefix!r}")
+            if len(rows) > 1:
+                raise AccountError(f"{len(rows)} tokens start with {prefix!r}; give more characters")
+            await conn.execute(tokens.update().where(tokens.c.hash == rows[0].hash).values(revoked_at=now()))
+        if self._cache is not None:
+            self._cache.pop(rows[0].hash, None)
+        return rows[0].prefix
+
+    async def authenticate(self, token: str) -> User | None:
+        """The live token's user, or None; never raises for a bad token.
+
+        Concurrent misses for one token share a single lookup, so a cache
+        expiry under load costs one query, not one per waiting request.
+        """
+        if not _TOKEN.match(token):
+            return None
+        digest = _hash(token)
+        if self._cache is not None:
+            cached = self._cache.get(digest, _MISSING)
+            if cached is not _MISSING:
+                return cached
+        pending = self._lookups.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(digest))
+            self._lookups[digest] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(digest, None))
+        return await asyncio.shield(pending)
+
+    async def _lookup(self, digest: str) -> User | None:
+        async with self.db.connect() as conn:
+            row = (await conn.execute(
+                sa.select(tokens.c.hash, tokens.c.last_used_at, users)
+                .join(users, users.c.id == tokens.c.user_id)
+                .where(tokens.c.hash == digest, tokens.c.revoked_at.is_(None)))).first()
+        found = row is not None and hmac.compare_digest(row.hash, digest)
+        user = _user(row) if found else None
+        if found and (row.last_used_at is None
+                      or now() - row.last_used_at > _LAST_USED_RESOLUTION):
+            await self._touch(digest)
+        if self._cache is not None:
+            self._cache[digest] = user
+        return user
+
+    async def _touch(self, digest: str) -> None:
+        """Record use; bookkeeping only, so a busy database must not fail the request."""
+        try:
+            async with self.db.begin() as conn:
+                await conn.execute(tokens.update().where(tokens.c.hash == digest).values(last_used_at=now()))
+        except (SQLAlchemyError, TimeoutError) as exc:
+            log.warning("token.last_used_not_recorded", reason=type(exc).__name__)
+
+
+def _new_token() -> str:
+    return "lk_" + secrets.token_urlsafe(32)
+
+
+def _token_row(token: str, user_id: str) -> dict[str, object]:
+    return {"hash": _hash(token), "prefix": token[:TOKEN_PREFIX_CHARS], "user_id": user_id,
+            "created_at": now()}
