@@ -218,7 +218,7 @@ class Kernel:
             record.name, settings, self.settings, self.services.db if self.services else None,
             self.flags.declared, self.services.accounts.get_user if self.services else None,
             self.view, self.services.cache if self.services else None)
-        context._on_change = lambda: self._apply_degraded(record, context)
+        context.on_degraded_change(lambda: self._apply_degraded(record, context))
         self.contexts[record.name] = context
 
     def _settings(self, name: str, model: type[PluginSettings] | None) -> PluginSettings | None:

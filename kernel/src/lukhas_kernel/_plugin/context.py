@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -14,14 +14,16 @@ from .._core.settings import KernelSettings, PluginSettings
 from .._services.accounts import User
 from .._services.cache import Cache, CacheRegion
 from .._services.storage import Database
-
-if TYPE_CHECKING:
-    from .view import KernelView
+from .view import KernelView
 
 __all__ = ["HealthCheck", "PluginContext", "PluginInfo"]
 
 #: A named health check: passes unless it raises or returns False.
 HealthCheck = Callable[[], Awaitable[bool | None]]
+
+SettingsT = TypeVar("SettingsT", bound=PluginSettings | None)
+RuntimeT = TypeVar("RuntimeT")
+_UNSET: Any = object()
 
 
 @dataclass(frozen=True)
@@ -44,39 +46,64 @@ class PluginInfo:
     flags: Mapping[str, bool] = field(default_factory=dict)
 
 
-@dataclass
-class PluginContext:
+@dataclass(eq=False)
+class PluginContext(Generic[SettingsT, RuntimeT]):
     """Per-plugin handle passed to every lifecycle hook.
 
-    `state` is the plugin's own scratch space (engines, stores) shared by its
-    hooks and route handlers; the kernel never reads it. `kernel` answers
-    read-only questions about every plugin (states, timings, collectors).
+    A plugin names its own types once, e.g.
+    ``NotesContext = PluginContext[NotesSettings, NotesRuntime]``, and
+    annotates its hooks with it: `settings` is then its settings model and
+    `runtime` the object its `lukhas_setup` stores there (engines, stores),
+    both typed, with no casts. `kernel` answers read-only questions about
+    every plugin (states, timings, collectors).
     """
 
     name: str
-    settings: PluginSettings | None
+    settings: SettingsT
     kernel_settings: KernelSettings
     log: Any
     db: Database | None  # None only while the CLI reads declarations
     # Live run-time flag values (shared with the kernel; read, don't write).
     flags: Mapping[str, bool]
-    state: dict[str, Any] = field(default_factory=dict)
     kernel: KernelView | None = field(default=None, repr=False)  # set for every loaded plugin
+    #: Untyped scratch space, kept for plugins written before `runtime`.
+    state: dict[str, Any] = field(default_factory=dict)
     _find_user: Callable[[str], Awaitable[User | None]] | None = field(default=None, repr=False)
     _cache: Cache | None = field(default=None, repr=False)
+    _runtime: RuntimeT = field(default=_UNSET, repr=False)
     _degraded_reason: str | None = None
-    _on_change: Callable[[], None] | None = field(default=None, repr=False)
+    _degraded_listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @classmethod
     def create(
-        cls, name: str, settings: PluginSettings | None, kernel_settings: KernelSettings,
+        cls, name: str, settings: SettingsT, kernel_settings: KernelSettings,
         db: Database | None, flags: Mapping[str, bool],
         find_user: Callable[[str], Awaitable[User | None]] | None = None,
         kernel: KernelView | None = None, cache: Cache | None = None,
-    ) -> PluginContext:
+    ) -> PluginContext[SettingsT, Any]:
         log = structlog.get_logger().bind(plugin=name)
         return cls(name, settings, kernel_settings, log, db, flags, kernel=kernel,
                    _find_user=find_user, _cache=cache)
+
+    @property
+    def runtime(self) -> RuntimeT:
+        """The plugin's run-time objects, as its `lukhas_setup` stored them.
+
+        Raises RuntimeError before setup has stored them (and after
+        teardown), so that a handler never works on a torn-down engine.
+        """
+        if self._runtime is _UNSET:
+            raise RuntimeError(f"{self.name} has no runtime: lukhas_setup has not stored it")
+        return self._runtime
+
+    @runtime.setter
+    def runtime(self, value: RuntimeT) -> None:
+        self._runtime = value
+
+    def clear_runtime(self) -> None:
+        """Forget the runtime objects (the kernel calls it after teardown)."""
+        self._runtime = _UNSET
+        self.state.clear()
 
     async def user(self, user_id: str) -> User | None:
         """The user with this id, or None (a plugin never reads the kernel's tables)."""
@@ -104,8 +131,12 @@ class PluginContext:
     def set_degraded(self, reason: str | None) -> None:
         """Report a fallback in use (degraded) or, with None, its end."""
         self._degraded_reason = reason
-        if self._on_change is not None:
-            self._on_change()
+        for listener in self._degraded_listeners:
+            listener()
+
+    def on_degraded_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every `set_degraded` (the kernel's lifecycle listens)."""
+        self._degraded_listeners.append(listener)
 
     @property
     def degraded_reason(self) -> str | None:
