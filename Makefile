@@ -47,8 +47,12 @@ bench: install-dev
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m benchmarks
 
+# ruff; mypy (strict on the kernel, normal on plugins: pyproject's [tool.mypy]);
+# import-linter (the kernel's layers and no cycles: [tool.importlinter]).
 lint: install-dev
 	$(BIN)/ruff check kernel plugins tests benchmarks examples
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .make-*.stamp .pytest_cache

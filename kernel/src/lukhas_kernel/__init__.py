@@ -13,11 +13,11 @@ from ._core.version import KERNEL_VERSION
 from ._http.app import request_id
 from ._http.auth import current_user, request_user
 from ._lifecycle.kernel import PLUGIN_API_VERSION, Kernel
-from ._lifecycle.records import CheckResult, PluginState, PluginView, StartupReport
 from ._plugin.context import HealthCheck, PluginContext, PluginInfo
 from ._plugin.fields import INPUT_YEARS, IsoDate, JsonInt, Rfc3339Datetime
 from ._plugin.pagination import Page, PageQuery, paginate
 from ._plugin.route import Route
+from ._plugin.states import CheckResult, PluginState, PluginView, StartupReport
 from ._plugin.view import KernelView
 from ._services.accounts import User
 from ._services.cache import CacheRegion

@@ -13,10 +13,11 @@ import structlog
 from aiohttp import web
 
 from .._core.isolation import describe
-from .._core.settings import KernelSettings, SettingsError, flag_name, load_flags
+from .._core.settings import KernelSettings, SettingsError
+from .._flags.parsing import flag_name, load_flags
 from .._http.serving import ConnectionLimits, serve_app
 from .._lifecycle.discovery import discover
-from .._lifecycle.records import PluginState, PluginView, StartupReport
+from .._plugin.states import PluginState, PluginView, StartupReport
 from .._services.storage import StorageError
 from .admin import db, tokens, users
 from .bootstrap import create_app, load_kernel, services_of

@@ -13,15 +13,19 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from .._core.logging import server_logger
 from .._core.problems import ProblemError, from_exception, problem_response
-from .._flags.store import FLAGS_POLL_S
 from .._lifecycle.kernel import Kernel
-from .._lifecycle.records import PluginRecord, PluginState, Stage
-from .._plugin.route import MAX_TARGET_BYTES, Route, wrap_handler
+from .._lifecycle.records import PluginRecord
+from .._lifecycle.routes import Mounted
+from .._plugin.route import MAX_TARGET_BYTES, Route
+from .._services.ratelimit import RateLimits
+from .._plugin.states import PluginState, Stage
 from .auth import USER_KEY, authenticate, guard_for, needs_token
+from .handlers import wrap_handler
 from .kernel_routes import kernel_routes
 from .openapi import add_docs_routes
 from .serving import ANSWER_HEADERS
@@ -113,10 +117,12 @@ def build_app(kernel: Kernel) -> web.Application:
 
     `kernel.load()` must have run; the app's start-up runs `kernel.start()`.
     """
-    settings = kernel.settings
+    settings, services = kernel.settings, kernel.services
+    if services is None:
+        raise ValueError("the host serves a kernel opened with its services")
 
     @web.middleware
-    async def outermost(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def outermost(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("X-Request-ID", "")
         request_id = given if given and _REQUEST_ID.match(given) else _new_request_id()
         request[REQUEST_ID_KEY] = request_id
@@ -131,7 +137,7 @@ def build_app(kernel: Kernel) -> web.Application:
             structlog.contextvars.reset_contextvars(**tokens)
 
     @web.middleware
-    async def gate_and_problems(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def gate_and_problems(request: web.Request, handler: Handler) -> web.StreamResponse:
         owner = kernel.owner_of(request.path)
         if len(request.raw_path) > MAX_TARGET_BYTES:
             return problem_response(414, f"the request target is longer than {MAX_TARGET_BYTES} bytes")
@@ -139,7 +145,7 @@ def build_app(kernel: Kernel) -> web.Application:
             # Authentication comes first: without a token nothing about a
             # route, not even its plugin's state, is revealed.
             if needs_token(request.path):
-                request[USER_KEY] = await authenticate(request, kernel.services.accounts)
+                request[USER_KEY] = await authenticate(request, services.accounts)
             if owner is not None and not owner.state.serving:
                 return _gate(owner)
             if (request.content_length or 0) > settings.max_body_bytes:
@@ -148,18 +154,23 @@ def build_app(kernel: Kernel) -> web.Application:
         except Exception as exc:
             return _to_problem(request, exc, owner)
 
-    def bypassed_unless_serving(name: str, middleware: Any) -> Any:
-        record = kernel.records[name]
+    def bypassed_unless_serving(name: str, index: int) -> Middleware:
+        record, middlewares = kernel.records[name], kernel.table.middlewares
 
         @web.middleware
-        async def guarded(request: web.Request, handler: Any) -> web.StreamResponse:
-            if not record.state.serving:
+        async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+            # The plugin's middleware as last mounted (it is brought up again
+            # with new ones); none while it does not serve.
+            current = middlewares.get(name, [])
+            if not record.state.serving or index >= len(current):
                 return await handler(request)
+            middleware: Middleware = current[index]
             return await middleware(request, handler)
 
         return guarded
 
-    plugin_middlewares = [bypassed_unless_serving(n, m) for n, m in kernel.middlewares]
+    plugin_middlewares = [bypassed_unless_serving(n, i)
+                          for n, ms in kernel.table.middlewares.items() for i in range(len(ms))]
     app = web.Application(
         middlewares=[outermost, *plugin_middlewares, gate_and_problems],
         client_max_size=settings.max_body_bytes,
@@ -168,15 +179,14 @@ def build_app(kernel: Kernel) -> web.Application:
     app[KERNEL_KEY] = kernel
     app.on_response_prepare.append(_stamp_answer)
 
-    mounted: list[tuple[str | None, Route]] = [(None, r) for r in kernel_routes(kernel)]
-    mounted += kernel.routes
-    for plugin, route in mounted:
-        before = None
-        if plugin is not None:
-            before = (lambda name: lambda: kernel.chaos.inject(name, Stage.REQUEST))(plugin)
-        guard = guard_for(route, kernel.services.limits)
-        app.router.add_route(route.method, route.path,
-                             wrap_handler(route, settings.request_timeout_s, plugin, before, guard))
+    own = kernel_routes(kernel)
+    for route in own:
+        app.router.add_route(route.method, route.path, wrap_handler(
+            route, settings.request_timeout_s, guard=guard_for(route, services.limits)))
+    for key in kernel.table.mounted:
+        app.router.add_route(key[0], key[1], _plugin_handler(kernel, services.limits, key))
+    mounted: list[tuple[str | None, Route]] = [(None, r) for r in own]
+    mounted += [(entry.plugin, entry.route) for entry in kernel.table.mounted.values()]
     add_docs_routes(app, mounted)
 
     async def start(app: web.Application) -> None:
@@ -190,6 +200,29 @@ def build_app(kernel: Kernel) -> web.Application:
     app.cleanup_ctx.append(_following_flags)
     app.on_cleanup.append(stop)
     return app
+
+
+def _plugin_handler(kernel: Kernel, limits: RateLimits, key: tuple[str, str]) -> Handler:
+    """The aiohttp handler of one plugin route: the route as its plugin last
+    mounted it, wrapped at its first request after each mount."""
+    table, timeout_s = kernel.table, kernel.settings.request_timeout_s
+
+    def wrapped(entry: Mounted) -> Handler:
+        name = entry.plugin
+        handler: Handler = wrap_handler(entry.route, timeout_s, name,
+                                        lambda: kernel.chaos.inject(name, Stage.REQUEST),
+                                        guard_for(entry.route, limits))
+        entry.handler = handler
+        return handler
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        entry = table.mounted.get(key)
+        if entry is None:  # the plugin no longer has this route
+            raise web.HTTPNotFound()
+        handler: Handler = entry.handler or wrapped(entry)
+        return await handler(request)
+
+    return handle
 
 
 async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> None:
@@ -233,28 +266,10 @@ async def _periodic_health(app: web.Application) -> AsyncIterator[None]:
 async def _following_flags(app: web.Application) -> AsyncIterator[None]:
     """Apply run-time flags changed through another host process sharing the
     database (`lukhas serve --workers N`, or hosts on several machines), off the
-    request path: every FLAGS_POLL_S, one bounded query of `lukhas_flags`."""
+    request path: one bounded query of `lukhas_flags` per poll."""
     kernel = app[KERNEL_KEY]
     if kernel.flags.store is None:  # no storage: nothing to follow
         yield
         return
-
-    async def loop() -> None:
-        failing = False
-        while True:
-            await asyncio.sleep(FLAGS_POLL_S)
-            try:
-                # Not asyncio.wait_for: on Python 3.11 it can swallow the
-                # cancellation that stops this loop at shutdown (when the
-                # query finishes just as it arrives), and the host never stops.
-                async with asyncio.timeout(kernel.settings.db_timeout_s):
-                    await kernel.follow_flags()
-            except (SQLAlchemyError, OSError, TimeoutError) as exc:
-                if not failing:  # once per outage, not twice a second
-                    log.warning("flags.follow_failed", reason=f"{type(exc).__name__}: {exc}"[:300])
-                failing = True
-            else:
-                failing = False
-
-    async with _in_background(loop()):
+    async with _in_background(kernel.flags.follow_forever(kernel.settings.db_timeout_s)):
         yield

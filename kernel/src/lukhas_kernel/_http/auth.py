@@ -5,9 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from .._core.problems import ProblemError
-from .._plugin.route import Guard, Route
+from .._plugin.route import Route
 from .._services.accounts import Accounts, User
 from .._services.ratelimit import RateLimits, parse_limit
+from .handlers import Guard
 
 __all__ = ["USER_KEY", "authenticate", "current_user", "guard_for", "needs_token", "request_user"]
 

@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
 from .._core.problems import ProblemError
 from .._lifecycle.kernel import Kernel
-from .._lifecycle.records import PluginRecord, PluginState, PluginView, records_version
 from .._plugin.route import Route
+from .._lifecycle.records import PluginRecord
+from .._plugin.states import PluginState, PluginView
 from .auth import current_user
 
 __all__ = ["kernel_routes"]
@@ -67,21 +68,24 @@ def flag_models(names: list[str]) -> tuple[type[BaseModel], type[BaseModel]]:
     """
     config = ConfigDict(extra="forbid", validate_by_alias=True, validate_by_name=False,
                         serialize_by_alias=True)
-    whole: type[BaseModel] = create_model(
-        "FlagMap", __config__=config, __doc__="Every run-time flag of this host and its value.",
-        **{f"flag_{i}": (StrictBool, Field(alias=name)) for i, name in enumerate(names)})
-    partial: type[BaseModel] = create_model(
-        "FlagPatch", __config__=config, __doc__="Any subset of the flags, each with its new value.",
-        # A factory, not `None`, as the default: the schema then shows no
-        # (non-boolean) default, and `null` is still refused.
-        **{f"flag_{i}": (StrictBool, Field(default_factory=lambda: None, alias=name))
-           for i, name in enumerate(names)})
+    every: dict[str, Any] = {f"flag_{i}": (StrictBool, Field(alias=name)) for i, name in enumerate(names)}
+    # A factory, not `None`, as the default: the schema then shows no
+    # (non-boolean) default, and `null` is still refused.
+    some: dict[str, Any] = {f"flag_{i}": (StrictBool, Field(default_factory=lambda: None, alias=name))
+                            for i, name in enumerate(names)}
+    whole = create_model("FlagMap", __config__=config,
+                         __doc__="Every run-time flag of this host and its value.", **every)
+    partial = create_model("FlagPatch", __config__=config,
+                           __doc__="Any subset of the flags, each with its new value.", **some)
     return whole, partial
 
 
 def kernel_routes(kernel: Kernel) -> list[Route]:
     """The kernel's routes; `kernel.load()` has run, so every flag is known."""
     flag_map, flag_patch = flag_models(list(kernel.flag_values()))
+    if kernel.services is None:
+        raise ValueError("the kernel's routes need its services")
+    accounts = kernel.services.accounts
 
     async def healthz(request: web.Request) -> Alive:
         return Alive()
@@ -102,16 +106,16 @@ def kernel_routes(kernel: Kernel) -> list[Route]:
                             content_type="application/json")
 
     # The last `/api/v1/plugins` body and what it was built from: the body
-    # depends only on the records (and which records there are), so it is
-    # current while the version and the records mapping are both unchanged.
-    built_from: tuple[int, dict[str, PluginRecord]] | None = None
+    # depends only on the records, so it is current while the same records
+    # are at the same revisions.
+    built_from: list[tuple[PluginRecord, int]] | None = None
     body = b""
 
     async def plugins(request: web.Request) -> web.Response:
         nonlocal built_from, body
-        # Read before building: a change made meanwhile still shows as a new version.
-        source = (records_version(), kernel.records)
-        if built_from is None or source[0] != built_from[0] or source[1] is not built_from[1]:
+        # Read before building: a change made meanwhile still shows as a new revision.
+        source = [(p.record, p.record.revision) for p in kernel.plugins.values()]
+        if source != built_from:
             items = kernel.view.plugins()
             body = PluginList(status=kernel.report().status, items=items,
                               count=len(items)).model_dump_json().encode()
@@ -121,7 +125,7 @@ def kernel_routes(kernel: Kernel) -> list[Route]:
     async def profile(request: web.Request, query: ProfileQuery) -> UserProfile:
         caller, user_id = current_user(request), request.match_info["user_id"]
         # Another user's profile is "not found": existence is not revealed.
-        user = await kernel.services.accounts.get_user(user_id) \
+        user = await accounts.get_user(user_id) \
             if caller.is_admin or caller.id == user_id else None
         if user is None:
             raise ProblemError(404, f"no user {user_id}")

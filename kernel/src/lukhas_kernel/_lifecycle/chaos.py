@@ -13,7 +13,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from .records import Stage
+from .._plugin.states import Stage
 
 __all__ = ["ChaosError", "ChaosPlan", "Fault"]
 

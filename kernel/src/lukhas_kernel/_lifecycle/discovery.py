@@ -12,7 +12,8 @@ import re
 
 from importlib_metadata import entry_points
 
-from .records import PluginRecord, PluginState, Stage
+from .._plugin.states import PluginState, Stage
+from .records import PluginRecord
 
 __all__ = ["ENTRY_POINT_GROUP", "ROUTE_PREFIX_GROUP", "discover", "valid_prefix"]
 
@@ -76,7 +77,7 @@ def discover(extras: list[str], installed: bool = True) -> list[PluginRecord]:
             first = by_name[record.name]
             origin = first.distribution or "LUKHAS_EXTRA_PLUGINS"
             record.fail(Stage.DISCOVERY, f"duplicate plugin name, already provided by {origin}")
-            record.name = f"{record.name}#{len(records)}"
+            record.update(name=f"{record.name}#{len(records)}")
         else:
             by_name[record.name] = record
         records.append(record)

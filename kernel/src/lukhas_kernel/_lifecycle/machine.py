@@ -1,0 +1,291 @@
+"""One plugin's lifecycle as a state machine.
+
+    discovered → imported → registered → migrated → set up → routed → started
+                                  ↑__________ teardown __________________|
+
+Each transition is one method, isolated and timed (`PluginCalls`), and
+moves the record's `phase` one step; a failed transition drops the plugin
+(its record says the stage and reason, its hooks are unregistered). Any
+plugin can be torn down to `registered` and brought up again alone while the
+host serves; the kernel walks its dependents with it.
+
+Invariant: teardown is owed exactly while `teardown_owed` (setup returned and
+teardown has not run), even for a plugin dropped after setup.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from .._core.isolation import StageError, describe
+from .._core.settings import KernelSettings, PluginSettings, load_settings
+from .._flags.parsing import flag_name, parse_flags
+from .._flags.runtime import RuntimeFlags
+from .._plugin.context import PluginContext, PluginInfo
+from .._plugin.route import Route
+from .._plugin.states import PluginState, Stage
+from .._plugin.view import KernelView
+from .._services.bundle import Services
+from .calls import PluginCalls
+from .discovery import valid_prefix
+from .hooks import PluginHooks
+from .records import Phase, PluginRecord
+from .routes import RoutesRefused, RouteTable
+
+__all__ = ["PLUGIN_API_VERSION", "Dropped", "KernelParts", "PluginLifecycle"]
+
+PLUGIN_API_VERSION = "1.0"
+log = structlog.get_logger("lukhas.kernel")
+AnyContext = PluginContext[Any, Any]
+
+
+class Dropped(Exception):
+    """A transition failed: the plugin leaves the lifecycle at `stage`."""
+
+    def __init__(self, stage: Stage, reason: str, state: PluginState = PluginState.FAILED) -> None:
+        super().__init__(reason)
+        self.stage, self.reason, self.state = stage, reason, state
+
+
+@dataclass
+class KernelParts:
+    """What every plugin's lifecycle shares: the kernel's own objects."""
+
+    settings: KernelSettings
+    config: Mapping[str, Any]
+    env_file: str | None
+    services: Services | None
+    flags: RuntimeFlags
+    hooks: PluginHooks
+    calls: PluginCalls
+    table: RouteTable
+    view: KernelView
+    #: Plugins in the order their setup last returned (teardown runs in reverse).
+    set_up_order: list[str] = field(default_factory=list)
+
+
+class PluginLifecycle:
+    """The transitions of one plugin; the kernel decides when each runs."""
+
+    def __init__(self, record: PluginRecord, parts: KernelParts) -> None:
+        self.record = record
+        self.parts = parts
+        self.context: AnyContext | None = None
+        self.teardown_owed = False
+        self._teardown: Callable[..., Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    def drop(self, stage: Stage, reason: str, state: PluginState = PluginState.FAILED) -> None:
+        """Record the failure and unregister the plugin's hooks (teardown stays owed)."""
+        self.record.fail(stage, reason, state)
+        self.parts.hooks.unregister(self.name)
+        if self.record.phase > Phase.IMPORTED:
+            self.record.update(phase=Phase.IMPORTED)
+        log.warning("plugin.failed" if state is PluginState.FAILED else "plugin.skipped",
+                    plugin=self.name, stage=stage.value, reason=self.record.reason)
+
+    async def step(self, transition: Callable[[], Any]) -> bool:
+        """Run one transition (sync or async); on Dropped, drop. True if it went through."""
+        try:
+            result = transition()
+            if inspect.isawaitable(result):
+                await result
+        except Dropped as dropped:
+            self.drop(dropped.stage, dropped.reason, dropped.state)
+            return False
+        return True
+
+    def step_sync(self, transition: Callable[..., None], *args: Any) -> bool:
+        """`step` for a synchronous transition, outside the event loop's time."""
+        try:
+            transition(*args)
+        except Dropped as dropped:
+            self.drop(dropped.stage, dropped.reason, dropped.state)
+            return False
+        return True
+
+    # -- up ------------------------------------------------------------------
+
+    async def import_module(self) -> None:
+        try:
+            module, ms = await self.parts.calls.import_module(self.name, self.record.module)
+        except StageError as exc:
+            raise Dropped(Stage.IMPORT, str(exc)) from None
+        self.record.update(module_object=module, phase=Phase.IMPORTED)
+        self.record.timed(Stage.IMPORT, ms)
+
+    def register(self) -> None:
+        """Register the hooks, read PluginInfo and settings, make the context."""
+        assert self.record.module_object is not None, "register follows import"
+        try:
+            self.parts.hooks.register(self.name, self.record.module_object)
+        except Exception as exc:  # pluggy's validation errors, or the module's own
+            raise Dropped(Stage.REGISTER, describe(exc)) from None
+        info = self._info()
+        self.record.update(version=self.record.version or info.version, requires=list(info.requires))
+        for prefix in info.route_prefixes:
+            if not valid_prefix(prefix):
+                raise Dropped(Stage.REGISTER, f"invalid route prefix {prefix!r}")
+            if prefix not in self.record.prefixes:  # else also in the distribution's metadata
+                self.claim(prefix)
+                self.record.update(prefixes=[*self.record.prefixes, prefix])
+        settings = self._settings()
+        declared = parse_flags(info.flags, {}, self.parts.env_file)  # SettingsError stops start-up
+        self.parts.flags.declare(declared)
+        self.context = self._context(settings)
+        self.record.update(phase=Phase.REGISTERED)
+
+    def claim(self, prefix: str) -> None:
+        try:
+            self.parts.table.claim(self.name, prefix)
+        except RoutesRefused as exc:
+            raise Dropped(Stage.ROUTES, str(exc)) from None
+
+    def _info(self) -> PluginInfo:
+        hook = self.parts.hooks.implementation("lukhas_plugin_info", self.name)
+        try:
+            info = hook() if hook else None
+        except Exception as exc:
+            raise Dropped(Stage.REGISTER, describe(exc)) from None
+        if not isinstance(info, PluginInfo):
+            raise Dropped(Stage.REGISTER, "lukhas_plugin_info must return a PluginInfo")
+        try:
+            compatible = PLUGIN_API_VERSION in SpecifierSet(info.api)
+        except InvalidSpecifier:
+            raise Dropped(Stage.REGISTER, f"invalid api range {info.api!r}") from None
+        if not compatible:
+            raise Dropped(Stage.REGISTER,
+                          f"incompatible: needs {info.api}, kernel has {PLUGIN_API_VERSION}")
+        return info
+
+    def _settings(self) -> PluginSettings | None:
+        hook = self.parts.hooks.implementation("lukhas_settings_model", self.name)
+        try:
+            model = hook() if hook else None
+            if model is None:
+                return None
+            if not (isinstance(model, type) and issubclass(model, PluginSettings)):
+                raise TypeError("lukhas_settings_model must return a PluginSettings subclass")
+            return load_settings(model, self.parts.config, ("plugins", self.name), self.parts.env_file)
+        except Exception as exc:
+            raise Dropped(Stage.REGISTER, str(exc) if exc.args else describe(exc)) from None
+
+    def _context(self, settings: PluginSettings | None) -> AnyContext:
+        parts, services = self.parts, self.parts.services
+        context: AnyContext = PluginContext.create(
+            self.name, settings, parts.settings, services.db if services else None,
+            parts.flags.declared, services.accounts.get_user if services else None,
+            parts.view, services.cache if services else None)
+        context.on_degraded_change(self.apply_degraded)
+        return context
+
+    async def migrate(self) -> None:
+        """Bring the plugin's tables to head (or check them)."""
+        declared = self.parts.hooks.implementation("lukhas_migrations", self.name)
+        if declared is not None:
+            services = self.parts.services
+            assert services is not None, "setting plugins up needs storage"
+            upgrade = self.parts.settings.auto_migrate
+            try:
+                _, ms = await self.parts.calls.run(
+                    self.name, None,
+                    lambda: services.db.migrate(self.name, Path(declared()), upgrade=upgrade))
+            except StageError as exc:
+                raise Dropped(Stage.MIGRATE, str(exc)) from None
+            self.record.timed(Stage.MIGRATE, ms)
+        self.record.update(phase=Phase.MIGRATED)
+
+    async def set_up(self) -> None:
+        await self._call(Stage.SETUP, "lukhas_setup")
+        self._teardown = self.parts.hooks.implementation("lukhas_teardown", self.name)
+        self.teardown_owed = True
+        order = self.parts.set_up_order
+        order[:] = [*(name for name in order if name != self.name), self.name]
+        self.record.update(phase=Phase.SET_UP)
+
+    def mount_routes(self) -> None:
+        """Collect routes and middlewares and put them in force: the plugin is active."""
+        hooks, context = self.parts.hooks, self.context
+        try:
+            routes = hooks.listed("lukhas_routes", self.name, Route, context=context)
+            middlewares = hooks.listed("lukhas_middlewares", self.name, object, context=context)
+            self.parts.table.mount(self.name, self.record.prefixes, routes, middlewares)
+        except (TypeError, StageError, RoutesRefused) as exc:
+            raise Dropped(Stage.ROUTES, str(exc)) from None
+        self.record.update(routes=[route.operation for route in routes], state=PluginState.ACTIVE,
+                           stage=None, reason=None, phase=Phase.ROUTED)
+
+    async def start(self) -> None:
+        await self._call(Stage.STARTUP, "lukhas_startup")
+        self.record.update(phase=Phase.STARTED)
+
+    async def _call(self, stage: Stage, hook: str) -> None:
+        function = self.parts.hooks.implementation(hook, self.name)
+        context = self.context
+        try:
+            _, ms = await self.parts.calls.run(
+                self.name, stage, (lambda: function(context=context)) if function else (lambda: None))
+        except StageError as exc:
+            raise Dropped(stage, str(exc)) from None
+        self.record.timed(stage, ms)
+
+    # -- down ----------------------------------------------------------------
+
+    async def tear_down(self) -> None:
+        """Run the teardown owed, if any, within the timeout; back to registered.
+
+        A teardown that fails is logged: the plugin is down either way.
+        """
+        if self.teardown_owed and self._teardown is not None:
+            function, context = self._teardown, self.context
+            try:
+                await self.parts.calls.run(self.name, None, lambda: function(context=context))
+            except StageError as exc:
+                log.warning("plugin.teardown_failed", plugin=self.name, reason=str(exc))
+        self.teardown_owed = False
+        if self.context is not None:
+            self.context.clear_runtime()
+        if self.record.phase > Phase.REGISTERED:
+            self.record.update(phase=Phase.REGISTERED)
+
+    def reset(self) -> None:
+        """Forget the last outcome before bringing the plugin up again."""
+        self.record.update(state=PluginState.PENDING, stage=None, reason=None,
+                           health_problem=None, health_checks={})
+
+    # -- health --------------------------------------------------------------
+
+    def apply_degraded(self) -> None:
+        """Serving plugins are degraded while a health check or a fallback says so."""
+        record = self.record
+        if not record.state.serving:
+            return
+        fallback = self.context.degraded_reason if self.context else None
+        reasons = [f"health: {record.health_problem}" if record.health_problem else "",
+                   f"fallback: {fallback}" if fallback else ""]
+        reason = "; ".join(r for r in reasons if r)
+        record.update(state=PluginState.DEGRADED if reason else PluginState.ACTIVE,
+                      stage=Stage.HEALTH if record.health_problem else None, reason=reason or None)
+
+    # -- run time ------------------------------------------------------------
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Disable the plugin at run time (its routes answer 403), or undo it."""
+        record = self.record
+        if not enabled and record.paused is None:
+            record.update(paused=(record.state, record.stage, record.reason),
+                          state=PluginState.DISABLED, stage=None,
+                          reason=f"{flag_name(self.name)} set to false at run time")
+        elif enabled and record.paused is not None:
+            state, stage, reason = record.paused
+            record.update(state=state, stage=stage, reason=reason, paused=None)
