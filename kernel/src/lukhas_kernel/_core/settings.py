@@ -14,12 +14,11 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar, get_args
 
-from pydantic import Field, SecretBytes, SecretStr, ValidationError, create_model, field_validator
+from pydantic import Field, SecretBytes, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -31,10 +30,12 @@ __all__ = [
     "KernelSettings",
     "PluginSettings",
     "SettingsError",
+    "config_table",
+    "first_error",
     "load_config_file",
-    "load_flags",
+    "load_kernel_settings",
     "load_settings",
-    "flag_name",
+    "reading_table",
 ]
 
 # The TOML values for the model being loaded right now (one table of the file).
@@ -124,13 +125,8 @@ class KernelSettings(PluginSettings):
         return [spec.strip() for spec in self.extra_plugins.split(",") if spec.strip()]
 
 
-def flag_name(plugin: str) -> str:
-    """The environment variable that enables or disables a plugin."""
-    return plugin.upper().replace("-", "_") + "_ENABLED"
-
-
 @contextmanager
-def _reading_table(values: Mapping[str, Any]) -> Iterator[None]:
+def reading_table(values: Mapping[str, Any]) -> Iterator[None]:
     token = _toml_values.set(values)
     try:
         yield
@@ -153,7 +149,7 @@ def load_config_file(environ: Mapping[str, str] | None = None) -> dict[str, Any]
         raise SettingsError("LUKHAS_CONFIG", f"{path} is not valid TOML: {exc}") from None
 
 
-def _first_error(exc: ValidationError, model: type[BaseSettings], prefix: str) -> SettingsError:
+def first_error(exc: ValidationError, model: type[BaseSettings], prefix: str) -> SettingsError:
     """The first error, naming the variable; the refused value is shown unless
     the setting is a secret (`SecretStr`), which never reaches a message."""
     error = exc.errors(include_url=False)[0]
@@ -181,7 +177,7 @@ def _aliases(alias: Any) -> list[str]:
     return [str(choice) for choice in getattr(alias, "choices", [])]
 
 
-def _table(config: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
+def config_table(config: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
     table: Any = config
     for key in keys:
         table = table.get(key, {}) if isinstance(table, Mapping) else {}
@@ -200,11 +196,11 @@ def load_settings(
     Raises :class:`SettingsError` naming the environment variable at fault.
     """
     prefix = str(model.model_config.get("env_prefix", ""))
-    with _reading_table(_table(config, *table)):
+    with reading_table(config_table(config, *table)):
         try:
             return model(_env_file=env_file, **overrides)
         except ValidationError as exc:
-            raise _first_error(exc, model, prefix) from None
+            raise first_error(exc, model, prefix) from None
 
 
 def load_kernel_settings(
@@ -213,35 +209,3 @@ def load_kernel_settings(
     """The kernel's settings; reads the config file itself unless given."""
     config = load_config_file() if config is None else config
     return load_settings(KernelSettings, config, ("kernel",), env_file, **overrides)
-
-
-@lru_cache(maxsize=16)
-def _flags_model(defaults: tuple[tuple[str, bool], ...]) -> type[PluginSettings]:
-    fields: dict[str, Any] = {name: (bool, default) for name, default in defaults}
-    return create_model("PluginFlags", __base__=PluginSettings, **fields)
-
-
-def load_flags(
-    plugins: list[str], config: Mapping[str, Any], env_file: str | None = ".env"
-) -> dict[str, bool]:
-    """Parse `<NAME>_ENABLED` for each plugin name; TOML `[plugins.NAME] enabled`."""
-    from_toml = {
-        flag_name(name): _table(config, "plugins", name)["enabled"]
-        for name in plugins
-        if "enabled" in _table(config, "plugins", name)
-    }
-    values = parse_flags({flag_name(name): True for name in plugins}, from_toml, env_file)
-    return {name: values[flag_name(name)] for name in plugins}
-
-
-def parse_flags(
-    defaults: Mapping[str, bool], from_toml: Mapping[str, Any], env_file: str | None = ".env"
-) -> dict[str, bool]:
-    """Boolean flags by name from environment, `.env`, TOML values, defaults."""
-    model = _flags_model(tuple(sorted(defaults.items())))
-    with _reading_table(from_toml):
-        try:
-            flags = model(_env_file=env_file)
-        except ValidationError as exc:
-            raise _first_error(exc, model, "") from None
-    return {name: getattr(flags, name) for name in defaults}

@@ -13,7 +13,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from .._core.isolation import describe
 from .._core.private_files import check_private
 from .._core.settings import KernelSettings, SettingsError
-from .._flags.store import FlagStore
 from .accounts import Accounts
 from .cache import Cache
 from .ratelimit import RateLimits
@@ -31,7 +30,6 @@ class Services:
     db: Database
     accounts: Accounts
     limits: RateLimits
-    flags: FlagStore
     cache: Cache
     # Set when this start created the first admin: shown once, never logged.
     first_admin_token: str | None = None
@@ -56,7 +54,7 @@ class Services:
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             await _dispose_failed(db)
             raise StorageError(f"cannot open database {db.shown_url}: {describe(exc)}") from None
-        return cls(db, accounts, limits, FlagStore(db), cache, token)
+        return cls(db, accounts, limits, cache, token)
 
     async def close(self) -> None:
         await self.limits.close()
