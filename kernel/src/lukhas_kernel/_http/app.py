@@ -22,8 +22,9 @@ from .._lifecycle.kernel import Kernel
 from .._lifecycle.records import PluginRecord
 from .._lifecycle.routes import Mounted
 from .._plugin.route import MAX_TARGET_BYTES, Route
-from .._services.ratelimit import RateLimits
 from .._plugin.states import PluginState, Stage
+from .._services.bundle import Services
+from .._services.ratelimit import RateLimits
 from .auth import USER_KEY, authenticate, guard_for, needs_token
 from .handlers import wrap_handler
 from .kernel_routes import kernel_routes
@@ -121,6 +122,43 @@ def build_app(kernel: Kernel) -> web.Application:
     if services is None:
         raise ValueError("the host serves a kernel opened with its services")
 
+    app = web.Application(
+        middlewares=_middlewares(kernel, services),
+        client_max_size=settings.max_body_bytes,
+        handler_args={"logger": server_logger(), "max_line_size": _PARSER_LINE_BYTES},
+    )
+    app[KERNEL_KEY] = kernel
+    app.on_response_prepare.append(_stamp_answer)
+
+    own = kernel_routes(kernel)
+    for route in own:
+        app.router.add_route(route.method, route.path, wrap_handler(
+            route, settings.request_timeout_s, guard=guard_for(route, services.limits)))
+    for key in kernel.table.mounted:
+        app.router.add_route(key[0], key[1], _plugin_handler(kernel, services.limits, key))
+    mounted: list[tuple[str | None, Route]] = [(None, r) for r in own]
+    mounted += [(entry.plugin, entry.route) for entry in kernel.table.mounted.values()]
+    add_docs_routes(app, mounted)
+
+    async def start(app: web.Application) -> None:
+        await kernel.start()
+
+    async def stop(app: web.Application) -> None:
+        await kernel.close()
+
+    app.on_startup.append(start)
+    app.cleanup_ctx.append(_periodic_health)
+    app.cleanup_ctx.append(_following_flags)
+    app.on_cleanup.append(stop)
+    return app
+
+
+def _middlewares(kernel: Kernel, services: Services) -> list[Middleware]:
+    """Outermost: the request id and the last word on errors; then plugins'
+    middlewares (each bypassed while its plugin does not serve); innermost:
+    authentication, the plugin's gate and the body limit."""
+    settings = kernel.settings
+
     @web.middleware
     async def outermost(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("X-Request-ID", "")
@@ -171,35 +209,7 @@ def build_app(kernel: Kernel) -> web.Application:
 
     plugin_middlewares = [bypassed_unless_serving(n, i)
                           for n, ms in kernel.table.middlewares.items() for i in range(len(ms))]
-    app = web.Application(
-        middlewares=[outermost, *plugin_middlewares, gate_and_problems],
-        client_max_size=settings.max_body_bytes,
-        handler_args={"logger": server_logger(), "max_line_size": _PARSER_LINE_BYTES},
-    )
-    app[KERNEL_KEY] = kernel
-    app.on_response_prepare.append(_stamp_answer)
-
-    own = kernel_routes(kernel)
-    for route in own:
-        app.router.add_route(route.method, route.path, wrap_handler(
-            route, settings.request_timeout_s, guard=guard_for(route, services.limits)))
-    for key in kernel.table.mounted:
-        app.router.add_route(key[0], key[1], _plugin_handler(kernel, services.limits, key))
-    mounted: list[tuple[str | None, Route]] = [(None, r) for r in own]
-    mounted += [(entry.plugin, entry.route) for entry in kernel.table.mounted.values()]
-    add_docs_routes(app, mounted)
-
-    async def start(app: web.Application) -> None:
-        await kernel.start()
-
-    async def stop(app: web.Application) -> None:
-        await kernel.close()
-
-    app.on_startup.append(start)
-    app.cleanup_ctx.append(_periodic_health)
-    app.cleanup_ctx.append(_following_flags)
-    app.on_cleanup.append(stop)
-    return app
+    return [outermost, *plugin_middlewares, gate_and_problems]
 
 
 def _plugin_handler(kernel: Kernel, limits: RateLimits, key: tuple[str, str]) -> Handler:

@@ -49,63 +49,7 @@ def openapi_document(mounted: list[tuple[str | None, Route]], version: str) -> d
     )
     paths: dict[str, dict[str, Any]] = {}
     for plugin, route in mounted:
-        operation: dict[str, Any] = {
-            "tags": [plugin or "kernel"],
-            "summary": route.summary or route.operation,
-            "operationId": f"{plugin or 'kernel'}_{route.method.lower()}_"
-            + "".join(c if c.isalnum() else "_" for c in route.path).strip("_"),
-            "responses": {},
-        }
-        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                      for name in path_parameters(route.path)]
-        if route.query is not None:
-            schema = route.query.model_json_schema()
-            required = set(schema.get("required", []))
-            parameters += [{"name": name, "in": "query", "required": name in required,
-                            "schema": prop}
-                           for name, prop in schema.get("properties", {}).items()]
-        if parameters:
-            operation["parameters"] = parameters
-        # Problem answers by status, each with every reason it can have: the
-        # route's own (`errors`), then what the host answers around any
-        # handler (`_http/app.py`, `_plugin/route.py`): body and query validation, the
-        # token, the role, the plugin's state, storage and the time limit.
-        problems: dict[int, list[str]] = {status: [text] for status, text in route.errors.items()}
-        if route.body is not None:
-            operation["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": refs[(route.body, "validation")]}}}
-            problems.setdefault(400, []).append("malformed JSON")
-            problems.setdefault(413, []).append("the body is over LUKHAS_MAX_BODY_BYTES")
-        if route.body is not None or route.query is not None:
-            problems.setdefault(422, []).append("validation failed")
-        if needs_token(route.path):
-            operation["security"] = [{"bearer": []}]
-            problems.setdefault(401, []).append("missing, malformed, unknown or revoked token")
-            if route.role == "admin":
-                problems.setdefault(403, []).append("the admin role is needed")
-        if route.rate_limit:
-            problems.setdefault(429, []).append(f"rate limited ({route.rate_limit} per caller)")
-        if plugin is not None:
-            problems.setdefault(403, []).append(f"the {plugin} subsystem is disabled")
-            problems.setdefault(503, []).append(f"the {plugin} subsystem failed or was skipped")
-        if plugin is not None or needs_token(route.path):
-            problems.setdefault(503, []).append("storage unavailable")
-        problems.setdefault(503, []).append("no answer within LUKHAS_REQUEST_TIMEOUT_S")
-        problems.setdefault(414, []).append(f"the request target is longer than {MAX_TARGET_BYTES} bytes")
-        for status, reasons in sorted(problems.items()):
-            operation["responses"][str(status)] = _problem("; or ".join(dict.fromkeys(reasons)))
-        success: dict[str, Any] = {"description": route.summary or "success"}
-        if route.response is not None:
-            success["content"] = {route.media_type: {
-                "schema": refs[(route.response, "serialization")]}}
-        elif route.media_type != "application/json":
-            success["content"] = {route.media_type: {"schema": {"type": "string"}}}
-        operation["responses"][str(route.status)] = success
-        for status in route.response_statuses:
-            # Answered with the route's own model as well as, for other reasons, a problem.
-            answer = operation["responses"].setdefault(str(status), {"description": success["description"]})
-            answer["content"] = {**success.get("content", {}), **answer.get("content", {})}
-        paths.setdefault(openapi_path(route.path), {})[route.method.lower()] = operation
+        paths.setdefault(openapi_path(route.path), {})[route.method.lower()] = _operation(plugin, route, refs)
     tags = sorted({plugin or "kernel" for plugin, _ in mounted})
     return {
         "openapi": "3.1.0",
@@ -118,6 +62,77 @@ def openapi_document(mounted: list[tuple[str | None, Route]], version: str) -> d
                                            "description": "lk_… token from `lukhas tokens issue`"}},
         },
     }
+
+
+def _operation(plugin: str | None, route: Route,
+               refs: dict[tuple[type[BaseModel], Any], Any]) -> dict[str, Any]:
+    """One route's OpenAPI operation: parameters, body, every answer."""
+    operation: dict[str, Any] = {
+        "tags": [plugin or "kernel"],
+        "summary": route.summary or route.operation,
+        "operationId": f"{plugin or 'kernel'}_{route.method.lower()}_"
+        + "".join(c if c.isalnum() else "_" for c in route.path).strip("_"),
+        "responses": {},
+    }
+    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for name in path_parameters(route.path)]
+    if route.query is not None:
+        schema = route.query.model_json_schema()
+        required = set(schema.get("required", []))
+        parameters += [{"name": name, "in": "query", "required": name in required,
+                        "schema": prop}
+                       for name, prop in schema.get("properties", {}).items()]
+    if parameters:
+        operation["parameters"] = parameters
+    if route.body is not None:
+        operation["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": refs[(route.body, "validation")]}}}
+    if needs_token(route.path):
+        operation["security"] = [{"bearer": []}]
+    problems = _problems(plugin, route)
+    for status, reasons in sorted(problems.items()):
+        operation["responses"][str(status)] = _problem("; or ".join(dict.fromkeys(reasons)))
+    success: dict[str, Any] = {"description": route.summary or "success"}
+    if route.response is not None:
+        success["content"] = {route.media_type: {
+            "schema": refs[(route.response, "serialization")]}}
+    elif route.media_type != "application/json":
+        success["content"] = {route.media_type: {"schema": {"type": "string"}}}
+    operation["responses"][str(route.status)] = success
+    for status in route.response_statuses:
+        # Answered with the route's own model as well as, for other reasons, a problem.
+        answer = operation["responses"].setdefault(str(status), {"description": success["description"]})
+        answer["content"] = {**success.get("content", {}), **answer.get("content", {})}
+    return operation
+
+
+def _problems(plugin: str | None, route: Route) -> dict[int, list[str]]:
+    """Problem answers by status, each with every reason it can have."""
+    # Problem answers by status, each with every reason it can have: the
+    # route's own (`errors`), then what the host answers around any
+    # handler (`app.py`, `handlers.py`): body and query validation, the
+    # token, the role, the plugin's state, storage and the time limit.
+    problems: dict[int, list[str]] = {status: [text] for status, text in route.errors.items()}
+    if route.body is not None:
+        problems.setdefault(400, []).append("malformed JSON")
+        problems.setdefault(413, []).append("the body is over LUKHAS_MAX_BODY_BYTES")
+    if route.body is not None or route.query is not None:
+        problems.setdefault(422, []).append("validation failed")
+    if needs_token(route.path):
+        problems.setdefault(401, []).append("missing, malformed, unknown or revoked token")
+        if route.role == "admin":
+            problems.setdefault(403, []).append("the admin role is needed")
+    if route.rate_limit:
+        problems.setdefault(429, []).append(f"rate limited ({route.rate_limit} per caller)")
+    if plugin is not None:
+        problems.setdefault(403, []).append(f"the {plugin} subsystem is disabled")
+        problems.setdefault(503, []).append(f"the {plugin} subsystem failed or was skipped")
+    if plugin is not None or needs_token(route.path):
+        problems.setdefault(503, []).append("storage unavailable")
+    problems.setdefault(503, []).append("no answer within LUKHAS_REQUEST_TIMEOUT_S")
+    problems.setdefault(414, []).append(f"the request target is longer than {MAX_TARGET_BYTES} bytes")
+    return problems
+
 
 
 def add_docs_routes(app: web.Application, mounted: list[tuple[str | None, Route]]) -> None:
