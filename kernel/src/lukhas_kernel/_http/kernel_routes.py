@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
 from .._core.problems import ProblemError
 from .._lifecycle.kernel import Kernel
-from .._plugin.route import Route
 from .._lifecycle.records import PluginRecord
+from .._plugin.route import Route
 from .._plugin.states import PluginState, PluginView
+from .._services.accounts import Accounts
 from .auth import current_user
 
 __all__ = ["kernel_routes"]
@@ -82,11 +83,13 @@ def flag_models(names: list[str]) -> tuple[type[BaseModel], type[BaseModel]]:
 
 def kernel_routes(kernel: Kernel) -> list[Route]:
     """The kernel's routes; `kernel.load()` has run, so every flag is known."""
-    flag_map, flag_patch = flag_models(list(kernel.flag_values()))
     if kernel.services is None:
         raise ValueError("the kernel's routes need its services")
-    accounts = kernel.services.accounts
+    return [*_health_routes(kernel), _plugins_route(kernel),
+            _profile_route(kernel, kernel.services.accounts), *_flag_routes(kernel)]
 
+
+def _health_routes(kernel: Kernel) -> list[Route]:
     async def healthz(request: web.Request) -> Alive:
         return Alive()
 
@@ -105,6 +108,15 @@ def kernel_routes(kernel: Kernel) -> list[Route]:
         return web.Response(status=200 if ready else 503, text=body.model_dump_json(),
                             content_type="application/json")
 
+    return [
+        Route("GET", "/healthz", healthz, response=Alive, summary="Liveness"),
+        Route("GET", "/readyz", readyz, response=Readiness,
+              summary="Readiness: kernel started and every required plugin serving",
+              errors={503: "not ready; the body says why"}, response_statuses=(503,)),
+    ]
+
+
+def _plugins_route(kernel: Kernel) -> Route:
     # The last `/api/v1/plugins` body and what it was built from: the body
     # depends only on the records, so it is current while the same records
     # are at the same revisions.
@@ -122,6 +134,11 @@ def kernel_routes(kernel: Kernel) -> list[Route]:
             built_from = source
         return web.Response(body=body, content_type="application/json", charset="utf-8")
 
+    return Route("GET", "/api/v1/plugins", plugins, response=PluginList,
+                 summary="Every discovered plugin with its state and reason")
+
+
+def _profile_route(kernel: Kernel, accounts: Accounts) -> Route:
     async def profile(request: web.Request, query: ProfileQuery) -> UserProfile:
         caller, user_id = current_user(request), request.match_info["user_id"]
         # Another user's profile is "not found": existence is not revealed.
@@ -138,6 +155,14 @@ def kernel_routes(kernel: Kernel) -> list[Route]:
                 fields.update(contribution)
         return UserProfile(**{**fields, **{k: person[k] for k in ("user_id", "username", "tier")}})
 
+    return Route("GET", "/api/v1/users/{user_id}", profile, query=ProfileQuery, response=UserProfile,
+                 summary="A user's profile (self or admin), with fields plugins contribute",
+                 errors={404: "no such user"})
+
+
+def _flag_routes(kernel: Kernel) -> list[Route]:
+    flag_map, flag_patch = flag_models(list(kernel.flag_values()))
+
     async def get_flags(request: web.Request) -> BaseModel:
         return flag_map.model_validate(kernel.flag_values())
 
@@ -147,15 +172,6 @@ def kernel_routes(kernel: Kernel) -> list[Route]:
         return flag_map.model_validate(await kernel.update_flags(changes, current_user(request).id))
 
     return [
-        Route("GET", "/healthz", healthz, response=Alive, summary="Liveness"),
-        Route("GET", "/readyz", readyz, response=Readiness,
-              summary="Readiness: kernel started and every required plugin serving",
-              errors={503: "not ready; the body says why"}, response_statuses=(503,)),
-        Route("GET", "/api/v1/plugins", plugins, response=PluginList,
-              summary="Every discovered plugin with its state and reason"),
-        Route("GET", "/api/v1/users/{user_id}", profile, query=ProfileQuery, response=UserProfile,
-              summary="A user's profile (self or admin), with fields plugins contribute",
-              errors={404: "no such user"}),
         Route("GET", "/api/v1/admin/flags", get_flags, response=flag_map, role="admin",
               summary="Run-time flags"),
         Route("PATCH", "/api/v1/admin/flags", patch_flags, body=flag_patch, response=flag_map,

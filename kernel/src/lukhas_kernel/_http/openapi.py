@@ -7,6 +7,7 @@ the models' schemas go into `components.schemas` unchanged.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def openapi_document(mounted: list[tuple[str | None, Route]], version: str) -> d
 
 
 def _operation(plugin: str | None, route: Route,
-               refs: dict[tuple[type[BaseModel], Any], Any]) -> dict[str, Any]:
+               refs: Mapping[tuple[Any, Any], dict[str, Any]]) -> dict[str, Any]:
     """One route's OpenAPI operation: parameters, body, every answer."""
     operation: dict[str, Any] = {
         "tags": [plugin or "kernel"],
