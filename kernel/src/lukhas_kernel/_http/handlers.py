@@ -67,23 +67,7 @@ def wrap_handler(
 
     async def validated(request: web.Request) -> web.StreamResponse:
         headers = await guard(request) if guard is not None else None
-        _refuse_nul(request.match_info, request.query)
-        kwargs: dict[str, Any] = {}
-        if route.query is not None:
-            try:
-                kwargs["query"] = route.query.model_validate(dict(request.query))
-            except ValidationError as exc:
-                raise validation_problem(exc, "query") from None
-        if route.body is not None:
-            raw = await request.read()
-            if b"\\u0000" in raw:  # JSON can only carry a NUL escaped; look closer
-                _refuse_nul_in_body(raw)
-            try:
-                kwargs["body"] = route.body.model_validate_json(raw)
-            except ValidationError as exc:
-                if any(e["type"] == "json_invalid" for e in exc.errors()):
-                    raise ProblemError(400, "the request body is not valid JSON") from None
-                raise validation_problem(exc, "body") from None
+        kwargs = await _inputs(route, request)
         deadline = asyncio.timeout(timeout_s)
         try:
             async with deadline:
@@ -103,6 +87,28 @@ def wrap_handler(
 
     handle.__name__ = getattr(route.handler, "__name__", "handler")
     return handle
+
+
+async def _inputs(route: Route, request: web.Request) -> dict[str, Any]:
+    """The handler's `query` and `body` arguments, validated; a problem if not valid."""
+    _refuse_nul(request.match_info, request.query)
+    kwargs: dict[str, Any] = {}
+    if route.query is not None:
+        try:
+            kwargs["query"] = route.query.model_validate(dict(request.query))
+        except ValidationError as exc:
+            raise validation_problem(exc, "query") from None
+    if route.body is not None:
+        raw = await request.read()
+        if b"\\u0000" in raw:  # JSON can only carry a NUL escaped; look closer
+            _refuse_nul_in_body(raw)
+        try:
+            kwargs["body"] = route.body.model_validate_json(raw)
+        except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                raise ProblemError(400, "the request body is not valid JSON") from None
+            raise validation_problem(exc, "body") from None
+    return kwargs
 
 
 def _nul_problem(loc: list[str | int]) -> ProblemError:
