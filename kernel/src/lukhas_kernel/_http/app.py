@@ -73,7 +73,7 @@ def request_id(request: web.Request) -> str | None:
 
 
 def _gate(record: PluginRecord) -> web.Response:
-    """The answer for a plugin's routes while it does not serve (README.md, Plugin states)."""
+    """The answer for a plugin's routes while it does not serve (docs/plugin-states.md)."""
     if record.state is PluginState.DISABLED:
         return problem_response(403, f"{record.name} subsystem is not enabled",
                                 type="urn:lukhas:problem:subsystem-disabled")

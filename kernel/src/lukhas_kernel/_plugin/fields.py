@@ -12,7 +12,7 @@ stored value then stays representable through what is computed from it, with
 room to spare: converting to UTC (an offset moves it by under a day), the next
 day's start, a window of days before it. The range, and the digits a value may
 have, are in the published schema as a `pattern`, so a client (or a schema
-fuzzer) sees exactly what is accepted. See kernel/README.md, "Field types".
+fuzzer) sees exactly what is accepted. See docs/plugin-api.md, "Field types".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Keyset pagination: the one shape of every list route (README.md, Writing a plugin).
+"""Keyset pagination: the one shape of every list route (docs/plugin-api.md, Pagination).
 
 A list is ordered by a unique key of columns, newest first; the cursor is the
 key of the last item sent, encoded opaquely. Keyset pages stay correct while
