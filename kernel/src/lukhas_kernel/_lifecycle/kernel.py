@@ -37,11 +37,9 @@ from .hooks import PluginHooks
 from .machine import PLUGIN_API_VERSION, KernelParts, PluginLifecycle
 from .ordering import dependents, in_dependency_order
 from .records import Phase, PluginRecord
-from .routes import RouteTable
+from .routes import KERNEL_PREFIXES, RouteTable
 
 __all__ = ["KERNEL_PREFIXES", "PLUGIN_API_VERSION", "Kernel"]
-
-from .routes import KERNEL_PREFIXES  # noqa: E402  (re-exported)
 
 log = structlog.get_logger("lukhas.kernel")
 
