@@ -1,18 +1,17 @@
-"""Shared helpers for the suite; fixtures for hosts come from lukhas_kernel.testing.pytest_plugin."""
+"""The suite's fixtures (helpers are in `support`); fixtures for hosts come from
+lukhas_kernel.testing.pytest_plugin."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
-import sqlalchemy as sa
-from lukhas_kernel._services.storage import Database, default_url
+from lukhas_kernel._services.storage import default_url
 from lukhas_kernel.testing import LocalPostgres, LocalRedis, local_postgres, local_redis
 
 T = TypeVar("T")
-PROBLEM = "application/problem+json"
 #: The databases a module marked `both_databases` runs every test on.
 BACKENDS = ("sqlite", "postgres")
 
@@ -72,33 +71,6 @@ def database_env(lukhas_database_url: str | None) -> dict[str, str]:
     """Environment for a real `lukhas` process on the test's database (on
     SQLite nothing: the file under the process's data dir)."""
     return {"LUKHAS_DATABASE_URL": lukhas_database_url} if lukhas_database_url else {}
-
-
-async def on_database(url: str, fn: Callable[[sa.Connection], T], *, write: bool = False) -> T:
-    """`fn(connection)` on the database at `url` as the host runs it (any backend):
-    a read, or with `write` a transaction committed when `fn` returns."""
-    db = Database(url, timeout_s=10)
-    try:
-        return await (db.write(fn) if write else db.read(fn))
-    finally:
-        await db.dispose()
-
-
-async def plugin_states(client: Any) -> dict[str, dict[str, Any]]:
-    """`/api/v1/plugins` items by name."""
-    response = await client.get("/api/v1/plugins")
-    assert response.status == 200
-    return {item["name"]: item for item in (await response.json())["items"]}
-
-
-async def problem(response: Any, status: int) -> dict[str, Any]:
-    """Assert `response` is a problem+json with `status`; return its body."""
-    assert response.status == status, await response.text()
-    assert response.content_type == PROBLEM
-    body = await response.json()
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= body.keys()
-    return body
 
 
 @pytest.fixture(autouse=True)

@@ -10,71 +10,23 @@ import hashlib
 import json
 import os
 import re
-import signal
 import sqlite3
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from importlib_metadata import entry_points
-from test_cli import TESTS, authorized, first_admin_token, free_port, lukhas
+from support.answers import PROBLEM
+from support.cli import TOKEN, add_user, cli, data_dir, first_admin_token, ok, one_line_error
+from support.host import serving
+from support.net import free_port
+from support.paths import TESTS
+from support.urls import get
 
-TOKEN = re.compile(r"^lk_[A-Za-z0-9_-]{43,}$")
 URL_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-PROBLEM = "application/problem+json"
 
 
 # -- helpers ---------------------------------------------------------------
-
-
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-def cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """`lukhas ARGS` on the data dir `tmp_path/data`, JSON logs."""
-    return lukhas(*args, cwd=tmp_path, timeout=timeout,
-                  env={"LUKHAS_DATA_DIR": str(data_dir(tmp_path)), "LUKHAS_LOG_FORMAT": "json",
-                       **(env or {})})
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
-    return result.stdout
-
-
-def one_line_error(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
-    """Assert `result` failed with `code` and exactly one line on stderr; return it."""
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    assert lines[0].startswith("lukhas: "), lines[0]
-    return lines[0]
-
-
-def add_user(tmp_path: Path, name: str, *options: str,
-             env: dict[str, str] | None = None) -> tuple[str, str]:
-    """`lukhas users add NAME OPTIONS` → (user_id, token)."""
-    out = ok(cli(tmp_path, "users", "add", name, *options, env=env))
-    lines = out.splitlines()
-    assert len(lines) == 2, out
-    user_id = re.fullmatch(r"user_id: (usr_[A-Za-z0-9]+)", lines[0])
-    token = re.fullmatch(r"token:   (\S+)", lines[1])
-    assert user_id and token, out
-    assert TOKEN.match(token[1]), token[1]
-    return user_id[1], token[1]
 
 
 def token_lines(tmp_path: Path, name: str) -> list[str]:
@@ -88,90 +40,6 @@ def db_file(tmp_path: Path) -> Path:
 def tables(path: Path) -> set[str]:
     with sqlite3.connect(path) as conn:
         return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-
-
-def get(url: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = authorized(url, token) if token else urllib.request.Request(url)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            return reply.status, dict(reply.headers), reply.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
-def send(url: str, token: str, body: Any, method: str = "POST", timeout: float = 10) -> tuple[int, bytes]:
-    """`body` as JSON with the bearer token; the status and body, error answers included.
-    Connection errors (the host is gone) are raised."""
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
-            return reply.status, reply.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def post(url: str, token: str, body: Any, status: int) -> Any:
-    """POST `body` as JSON; assert the answer is `status`; its JSON."""
-    got, answer = send(url, token, body)
-    assert got == status, f"{url} answered {got}: {answer[:300]!r}"
-    return json.loads(answer)
-
-
-@dataclass
-class Host:
-    process: subprocess.Popen[str]
-    url: str
-    stdout: str = ""  # what is left on stdout after the test read from it
-    stderr: str = ""
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        """The host's JSON log events called `name` (read once it has stopped)."""
-        lines = (json.loads(line) for line in self.stderr.splitlines() if line.startswith("{"))
-        return [line for line in lines if line.get("event") == name]
-
-
-@contextmanager
-def serving(tmp_path: Path, env: dict[str, str] | None = None,
-            expect_exit: int | None = 0) -> Iterator[Host]:
-    """A real `lukhas serve` on a free port, ready; stopped with SIGINT afterwards.
-
-    It must exit with `expect_exit` (None: any code, e.g. when the test killed it).
-    """
-    port = free_port()
-    full = {k: v for k, v in os.environ.items()
-            if not (k.startswith("LUKHAS_") or k.endswith("_ENABLED"))}
-    full.update(PYTHONPATH=str(TESTS), LUKHAS_PORT=str(port), LUKHAS_LOG_FORMAT="json",
-                LUKHAS_DATA_DIR=str(data_dir(tmp_path)), **(env or {}))
-    # The log goes to a file, not a pipe: a pipe read only at the end fills
-    # up under traffic (64 KiB), and the host then blocks writing its log.
-    log = tempfile.TemporaryFile("w+", encoding="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", "lukhas_kernel", "serve"], cwd=tmp_path,
-                               env=full, stdout=subprocess.PIPE, stderr=log, text=True)
-    host = Host(process, f"http://127.0.0.1:{port}")
-    started, status = time.monotonic(), None
-    try:
-        while time.monotonic() - started < 30 and status != 200 and process.poll() is None:
-            try:
-                status = get(host.url + "/healthz")[0]
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.05)
-        if status == 200:
-            yield host
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            host.stdout = process.communicate(timeout=15)[0]
-        except subprocess.TimeoutExpired:
-            process.kill()
-            host.stdout = process.communicate(timeout=15)[0]
-        log.seek(0)
-        host.stderr = log.read()
-        log.close()
-    assert status == 200, f"host not serving within 30 s (exit code {process.returncode}):\n{host.stderr}"
-    assert expect_exit is None or process.returncode == expect_exit, host.stderr
 
 
 # -- 1. users ----------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import structlog
-from conftest import problem
 from lukhas_kernel.testing import KERNEL_KEY
+from support.answers import problem
 
 pytestmark = pytest.mark.both_databases
 

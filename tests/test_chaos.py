@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import structlog
-from conftest import plugin_states, problem
 from lukhas_kernel._lifecycle.chaos import ChaosPlan
+from support.answers import plugin_states, problem
 
 pytestmark = pytest.mark.chaos
 

@@ -17,9 +17,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from dream_inputs import FRAGMENTS
-from test_accounts_cli import add_user, data_dir, get, post, serving
-from test_glyphs import BIND, audit_verify
+from support.cli import add_user, data_dir
+from support.dream_inputs import FRAGMENTS
+from support.glyphs import BIND, audit_verify
+from support.host import serving
+from support.urls import get, post
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 

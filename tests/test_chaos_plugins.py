@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import plugin_states, problem
-from test_accounts_cli import cli, data_dir, ok
+from support.answers import plugin_states, problem
+from support.cli import cli, data_dir, ok
 
 pytestmark = pytest.mark.chaos
 

@@ -3,47 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
-
-TESTS = Path(__file__).parent
-
-
-def lukhas(*args: str, env: dict[str, str] | None = None, cwd: Path, timeout: float = 60):
-    """Run `python -m lukhas_kernel ARGS` with a clean Lukhas environment."""
-    base = {k: v for k, v in os.environ.items()
-            if not (k.startswith("LUKHAS_") or k.endswith("_ENABLED"))}
-    base["PYTHONPATH"] = str(TESTS)
-    return subprocess.run([sys.executable, "-m", "lukhas_kernel", *args], cwd=cwd,
-                          env={**base, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def first_admin_token(process: subprocess.Popen) -> str:
-    """The token `lukhas serve` prints on a first start (it is printed before it serves)."""
-    for line in process.stdout:
-        if line.strip().startswith("lk_"):
-            return line.strip()
-    raise AssertionError("no token printed")
-
-
-def authorized(url: str, token: str) -> urllib.request.Request:
-    return urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from support.cli import first_admin_token, lukhas
+from support.host import serving
+from support.urls import authorized
 
 
 @pytest.mark.parametrize(
@@ -126,41 +93,22 @@ def test_doctor_reports_every_state_and_gates_on_required(tmp_path):
 
 def test_serve_partial_startup_with_a_hanging_import(tmp_path):
     """A real host with a plugin whose import sleeps 60 s is ready within the timeout."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LUKHAS_")}
-    env.update(PYTHONPATH=str(TESTS), LUKHAS_PORT=str(port), LUKHAS_LOG_FORMAT="json",
-               LUKHAS_PLUGIN_TIMEOUT_S="1", LUKHAS_DATA_DIR=str(tmp_path / "data"),
-               LUKHAS_EXTRA_PLUGINS="sample_plugins.import_hangs,sample_plugins.healthy",
-               LUKHAS_REQUIRED_PLUGINS="healthy")
-    process = subprocess.Popen([sys.executable, "-m", "lukhas_kernel", "serve"], cwd=tmp_path,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        started, status = time.monotonic(), None
-        while time.monotonic() - started < 30 and status != 200:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as reply:
-                    status = reply.status
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.05)
-        assert status == 200, "host was not ready within 30 s (the import sleeps 60 s)"
-        token = first_admin_token(process)
-        with urllib.request.urlopen(authorized(f"http://127.0.0.1:{port}/api/v1/healthy/greet", token),
+    env = {"LUKHAS_PLUGIN_TIMEOUT_S": "1",
+           "LUKHAS_EXTRA_PLUGINS": "sample_plugins.import_hangs,sample_plugins.healthy",
+           "LUKHAS_REQUIRED_PLUGINS": "healthy"}
+    # `serving` asserts /readyz answered 200 within 30 s (the import sleeps 60 s)
+    # and, once it is stopped with SIGINT, that the host exited 0.
+    with serving(tmp_path, env, ready="/readyz") as host:
+        token = first_admin_token(host.process)
+        with urllib.request.urlopen(authorized(f"{host.url}/api/v1/healthy/greet", token),
                                     timeout=5) as reply:
             assert json.loads(reply.read()) == {"message": "hello, world"}
         with pytest.raises(urllib.error.HTTPError) as failed:
-            urllib.request.urlopen(authorized(f"http://127.0.0.1:{port}/api/v1/import_hangs/ping", token),
+            urllib.request.urlopen(authorized(f"{host.url}/api/v1/import_hangs/ping", token),
                                    timeout=5)
         assert failed.value.code == 503
         assert json.loads(failed.value.read())["detail"] == (
             "import_hangs subsystem failed: import: timed out after 1s")
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0
 
 
 def test_serve_port_taken_exits_1_with_one_line(tmp_path):

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from dream_inputs import FRAGMENTS, large_fragments
 from lukhas_dreams import compute
+from support.dream_inputs import FRAGMENTS, large_fragments
 
 
 def test_same_input_same_dream_and_seeds_differ():

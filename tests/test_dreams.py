@@ -5,63 +5,23 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from typing import Any
 
 import pytest
-from conftest import plugin_states, problem
-from dream_inputs import FRAGMENTS, LONG
 from lukhas_dreams import compute, engine
 from lukhas_kernel.testing import KERNEL_KEY
 from prometheus_client import CollectorRegistry, generate_latest
+from support.answers import plugin_states, problem
+from support.dream_inputs import FRAGMENTS, LONG
+from support.dreams import DREAMS, dream, other_user, running, set_parallel, settled
 
 pytestmark = pytest.mark.both_databases
-
-DREAMS = "dreams=lukhas_dreams.plugin"
-
 
 @pytest.fixture(autouse=True)
 def _long_dreams_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     """LONG (64 × 16 × 8) is over the default DREAMS_MAX_JOB_COST: these tests
     act on a job while it runs for seconds. The limit: test_dreams_fairness.py."""
     monkeypatch.setenv("DREAMS_MAX_JOB_COST", str(64 * 16 * 8))
-
-
-async def dream(client: Any, **body: Any) -> dict[str, Any]:
-    response = await client.post("/api/v1/dreams/parallel", json={"fragments": FRAGMENTS, **body})
-    assert response.status == 202, await response.text()
-    return await response.json()
-
-
-async def settled(client: Any, dream_id: str, timeout_s: float = 120) -> dict[str, Any]:
-    """Poll the job until it is no longer queued or running."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = await (await client.get(f"/api/v1/dreams/{dream_id}")).json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"dream {dream_id} still {job['status']} after {timeout_s}s")
-
-
-async def running(client: Any, dream_id: str) -> None:
-    for _ in range(600):
-        job = await (await client.get(f"/api/v1/dreams/{dream_id}")).json()
-        if job["status"] == "running":
-            return
-        assert job["status"] == "queued", job
-        await asyncio.sleep(0.02)
-    raise AssertionError("the dream never started")
-
-
-async def set_parallel(client: Any, on: bool) -> None:
-    response = await client.patch("/api/v1/admin/flags", json={"PARALLEL_DREAMS_ENABLED": on})
-    assert response.status == 200, await response.text()
-
-
-async def other_user(client: Any, name: str = "ada") -> dict[str, str]:
-    _, token = await client.app[KERNEL_KEY].services.accounts.create_user(name)
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_dream_lifecycle_over_http(lukhas_host):

@@ -5,22 +5,23 @@ job's cost (fragments × branches × depth) is bounded at the POST.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from datetime import datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import on_database, plugin_states, problem
-from dream_inputs import FRAGMENTS, large_fragments
 from lukhas_dreams.models import DreamRequest, DreamsSettings
 from lukhas_dreams.store import jobs
-from test_accounts_cli import add_user, send, serving
-from test_cli import first_admin_token
-from test_dreams import DREAMS, other_user, running, settled
-from test_dreams_scale import job as remote_job
-from test_dreams_scale import submit, wait_job
+from support.answers import plugin_states, problem
+from support.cli import add_user, first_admin_token
+from support.database import on_database
+from support.dream_inputs import FRAGMENTS, large_fragments
+from support.dreams import DREAMS, other_user, running, settled, submit, wait_job
+from support.dreams import job as remote_job
+from support.host import serving
+from support.polling import eventually_async
+from support.urls import send
 
 pytestmark = pytest.mark.both_databases
 
@@ -136,12 +137,12 @@ async def test_users_with_queued_dreams_take_turns(lukhas_host, monkeypatch):
 
 async def settled_as(client: Any, dream_id: str, headers: dict[str, str] | None) -> dict[str, Any]:
     """`settled` for the dream of the user `headers` authenticate (the admin's when None)."""
-    for _ in range(2400):
+
+    async def done() -> dict[str, Any] | None:
         found = await job(client, dream_id, headers)
-        if found["status"] not in ("queued", "running"):
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"dream {dream_id} still {found['status']}")
+        return found if found["status"] not in ("queued", "running") else None
+
+    return await eventually_async(done, 120, what=f"dream {dream_id} settled")
 
 
 # -- the cost limit ------------------------------------------------------------

@@ -6,13 +6,14 @@ Real `lukhas serve` processes on 127.0.0.1, killed by the PID this test started.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from dream_inputs import LONG
-from test_accounts_cli import add_user, get, post, serving
+from support.cli import add_user
+from support.dream_inputs import LONG
+from support.dreams import job, wait_job
+from support.host import serving
+from support.urls import get, post
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.both_databases]
 
@@ -20,28 +21,12 @@ pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.both_databases]
 ENV = {"DREAMS_MAX_RUNNING": "1", "DREAMS_MAX_JOB_COST": str(64 * 16 * 8)}
 
 
-def job(url: str, token: str, dream_id: str) -> dict[str, Any]:
-    status, _, body = get(f"{url}/api/v1/dreams/{dream_id}", token)
-    assert status == 200, body
-    return json.loads(body)
-
-
-def wait_for(url: str, token: str, dream_id: str, statuses: set[str], timeout_s: float = 120):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = job(url, token, dream_id)
-        if found["status"] in statuses:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{dream_id} never reached {statuses}: {found}")
-
-
 def kill_mid_job(tmp_path: Path, env: dict[str, str], token: str, dream_id: str | None = None) -> str:
     """Start a host, (submit and) wait for the dream to run, then SIGKILL the host."""
     with serving(tmp_path, env, expect_exit=None) as host:
         if dream_id is None:
             dream_id = post(f"{host.url}/api/v1/dreams/parallel", token, LONG, 202)["dream_id"]
-        wait_for(host.url, token, dream_id, {"running"})
+        wait_job(host.url, token, dream_id, lambda j: j["status"] == "running")
         host.process.kill()  # no teardown: the job is left `running` in the table
         host.process.wait(timeout=15)
     return dream_id
@@ -52,7 +37,7 @@ def test_job_left_running_is_run_again_once(tmp_path, database_env):
     _, token = add_user(tmp_path, "alice", env=database_env)
     dream_id = kill_mid_job(tmp_path, env, token)
     with serving(tmp_path, env) as host:
-        done = wait_for(host.url, token, dream_id, {"completed", "failed"})
+        done = wait_job(host.url, token, dream_id, lambda j: j["status"] in {"completed", "failed"})
     assert done["status"] == "completed" and done["result"]["branches"], done
 
 

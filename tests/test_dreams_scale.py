@@ -8,10 +8,8 @@ on 127.0.0.1 started and closed by the test.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,20 +18,22 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import on_database, plugin_states
-from dream_inputs import FRAGMENTS, LONG
 from lukhas_dreams import compute
 from lukhas_dreams.models import DreamRequest
 from lukhas_dreams.store import DreamStore, jobs
 from lukhas_kernel import Database
 from lukhas_kernel.testing import KERNEL_KEY
-from test_accounts_cli import Host, get, send, serving
-from test_cli import first_admin_token, free_port
-from test_dreams import dream, set_parallel, settled
+from support.answers import plugin_states
+from support.cli import first_admin_token
+from support.database import on_database
+from support.dream_inputs import FRAGMENTS, LONG
+from support.dreams import DREAMS, dream, job, set_parallel, settled, submit, wait_job
+from support.host import Host, serving
+from support.net import free_port
+from support.urls import get, send
 
 pytestmark = pytest.mark.both_databases
 
-DREAMS = "dreams=lukhas_dreams.plugin"
 MIGRATIONS = Path(compute.__file__).parent / "migrations"
 #: Short polls and leases, so takeovers happen within a test's patience; LONG
 #: (64 × 16 × 8) is over the default DREAMS_MAX_JOB_COST.
@@ -50,29 +50,6 @@ def rows(database_url: str) -> dict[str, dict[str, Any]]:
     found = asyncio.run(on_database(database_url, lambda conn: conn.execute(
         sa.select(jobs.c.id, jobs.c.status, jobs.c.attempts, jobs.c.runner)).all()))
     return {row.id: dict(row._mapping) for row in found}
-
-
-def job(url: str, token: str, dream_id: str) -> dict[str, Any]:
-    status, _, body = get(f"{url}/api/v1/dreams/{dream_id}", token)
-    assert status == 200, body
-    return json.loads(body)
-
-
-def wait_job(url: str, token: str, dream_id: str, done: Any, timeout_s: float = 120) -> dict[str, Any]:
-    """Poll the job until `done(job)`; bounded."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = job(url, token, dream_id)
-        if done(found):
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{dream_id} never got there: {found}")
-
-
-def submit(url: str, token: str, body: dict[str, Any]) -> str:
-    status, answer = send(f"{url}/api/v1/dreams/parallel", token, body)
-    assert status == 202, answer
-    return json.loads(answer)["dream_id"]
 
 
 @contextmanager

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import plugin_states, problem
 from lukhas_kernel.testing import KERNEL_KEY
+from support.answers import plugin_states, problem
 
 pytestmark = pytest.mark.both_databases
 

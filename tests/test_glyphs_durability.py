@@ -11,8 +11,10 @@ import time
 import urllib.error
 
 import pytest
-from test_accounts_cli import add_user, data_dir, get, send, serving
-from test_glyphs import BIND, audit_verify
+from support.cli import add_user, data_dir
+from support.glyphs import BIND, audit_verify
+from support.host import serving
+from support.urls import get, send
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.both_databases]
 

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import structlog
-from conftest import on_database, plugin_states, problem
 from lukhas_glyphs import clock
 from lukhas_glyphs.audit import audit as audit_table
 from lukhas_glyphs.failures import windows
 from lukhas_kernel.testing import KERNEL_KEY
-from test_glyphs import GLYPHS, KEY_A, audit, audit_verify, bind, validate
+from support.answers import plugin_states, problem
+from support.database import on_database
+from support.glyphs import GLYPHS, KEY_A, audit, audit_verify, bind, validate
 
 pytestmark = pytest.mark.both_databases
 HEALTHY = "sample_plugins.healthy"  # another plugin, to show a partial start-up

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import plugin_states, problem
+from support.answers import plugin_states, problem
 
 ROOT = Path(__file__).resolve().parents[1]
 HELLO_SRC = ROOT / "examples" / "hello" / "src"

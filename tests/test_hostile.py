@@ -21,9 +21,10 @@ import socket
 from typing import Any
 
 import pytest
-from conftest import PROBLEM, problem
 from lukhas_kernel.testing import KERNEL_KEY
-from test_accounts_cli import add_user, serving
+from support.answers import PROBLEM, problem
+from support.cli import add_user
+from support.host import serving
 
 LIMIT = 1024 * 1024  # LUKHAS_MAX_BODY_BYTES' default
 MAX_TARGET = 8192  # the longest request target the host serves

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import PROBLEM, problem
+from support.answers import PROBLEM, problem
 
 HEALTHY = ["sample_plugins.healthy"]
 

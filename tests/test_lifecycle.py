@@ -6,8 +6,8 @@ import time
 
 import pytest
 import structlog
-from conftest import plugin_states, problem
 from sample_plugins import healthy, startup_raises
+from support.answers import plugin_states, problem
 
 FAST = {"plugin_timeout_s": 0.5}
 

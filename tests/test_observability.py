@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 import structlog
-from browser import visible_text
-from conftest import plugin_states, problem
 from lukhas_kernel.testing import KERNEL_KEY
 from lukhas_observability.metrics import BUCKETS, Totals
 from lukhas_observability.status import TrafficWindow, bucket_quantile
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
+from support.answers import plugin_states, problem
+from support.browser import visible_text
 
 OBS = "observability=lukhas_observability.plugin"
 HEALTHY = "sample_plugins.healthy"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from browser import load_page
+from support.browser import load_page
 
 OBS = "observability=lukhas_observability.plugin"
 HEALTHY = "sample_plugins.healthy"

@@ -4,9 +4,9 @@ host serves, its dependents following (`Kernel.restart`)."""
 from __future__ import annotations
 
 import pytest
-from conftest import plugin_states
 from lukhas_kernel.testing import KERNEL_KEY
 from sample_plugins import healthy
+from support.answers import plugin_states
 
 
 async def test_restart_brings_a_plugin_and_its_dependents_down_and_up_again(lukhas_host):

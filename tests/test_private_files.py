@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_accounts_cli import add_user, cli, data_dir, ok, serving
+from support.cli import add_user, cli, data_dir, ok
+from support.host import serving
 
 
 @contextmanager

@@ -23,12 +23,14 @@ from typing import Any
 
 import pytest
 import structlog
-from conftest import PROBLEM, problem
 from lukhas_kernel.testing import KERNEL_KEY, LocalRedis
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
-from test_accounts_cli import add_user, get, one_line_error, post, serving
-from test_cli import free_port, lukhas
+from support.answers import PROBLEM, problem
+from support.cli import add_user, lukhas, one_line_error
+from support.host import serving
+from support.net import free_port
+from support.urls import get, post
 
 VIVOX = "vivox=lukhas_vivox.plugin"
 NOTES = "sample_plugins.notes"  # POST /api/v1/notes: 3/minute per caller

@@ -26,7 +26,9 @@ from jsonschema import Draft202012Validator
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from schemathesis.specs.openapi.schemas import OpenApiSchema
-from test_accounts_cli import add_user, get, send, serving
+from support.cli import add_user
+from support.host import serving
+from support.urls import get, send
 
 # Rate limits off: the fuzzer sends far more than 50 binds or 100 reads a
 # minute, and a 429 for every later example would hide the answers under test.

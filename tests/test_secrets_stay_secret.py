@@ -19,7 +19,9 @@ from lukhas_kernel import PluginSettings
 from lukhas_kernel._core.settings import SettingsError, load_settings
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
-from test_accounts_cli import add_user, get, serving
+from support.cli import add_user
+from support.host import serving
+from support.urls import get
 
 COOKIE = "session=c00kie-s3cret-value-0123456789abcdef"
 #: Headers of one more request than aiohttp's limit of 128.

@@ -13,8 +13,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from conftest import PROBLEM
-from test_accounts_cli import add_user, get, serving
+from support.answers import PROBLEM
+from support.cli import add_user
+from support.host import serving
+from support.urls import get
 
 LIMITS = {"LUKHAS_HEADER_TIMEOUT_S": "1", "LUKHAS_BODY_TIMEOUT_S": "2", "LUKHAS_LOG_LEVEL": "warning"}
 #: Far past every deadline above: a connection still open then was never closed.

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import on_database, plugin_states, problem
 from lukhas_kernel._services.storage import Database
 from lukhas_kernel.testing import KERNEL_KEY
 from sqlalchemy.ext.asyncio import create_async_engine
-from test_cli import free_port
+from support.answers import plugin_states, problem
+from support.database import on_database
+from support.net import free_port
 
 pytestmark = pytest.mark.both_databases
 

@@ -14,9 +14,9 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from conftest import problem
 from lukhas_kernel._services.storage import Database, default_url
 from sqlalchemy.exc import OperationalError
+from support.answers import problem
 
 GLYPHS = "glyphs=lukhas_glyphs.plugin"
 BIND = {"source": "user:ada", "target": "doc:q3", "symbol": "LINK"}

@@ -10,29 +10,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import problem
 from lukhas_kernel.testing import KERNEL_KEY
 from prometheus_client import CollectorRegistry, generate_latest
+from support.answers import problem
+from support.vivox import VIVOX, interaction, update, user
 
 pytestmark = pytest.mark.both_databases
 
-VIVOX = "vivox=lukhas_vivox.plugin"
 DAY0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-
-
-def interaction(when: datetime, decision: str, valence: float = 0.0, arousal: float = 0.0) -> dict:
-    return {"timestamp": when.isoformat(), "valence": valence, "arousal": arousal, "decision": decision}
-
-
-async def user(client: Any, name: str = "ada") -> tuple[str, dict[str, str]]:
-    person, token = await client.app[KERNEL_KEY].services.accounts.create_user(name)
-    return person.id, {"Authorization": f"Bearer {token}"}
-
-
-async def update(client: Any, user_id: str, items: list[dict]) -> dict[str, Any]:
-    response = await client.post("/api/v1/drift/update", json={"user_id": user_id, "interactions": items})
-    assert response.status == 200, await response.text()
-    return await response.json()
 
 
 # -- an independent reference: the README's formulas read literally, by brute force ----------

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import on_database, problem
 from lukhas_kernel import INPUT_YEARS, IsoDate, Rfc3339Datetime
 from lukhas_kernel._plugin.fields import DATE_PATTERN, DATETIME_PATTERN
 from lukhas_vivox.engine import Uncomputable, _finite, _span
 from lukhas_vivox.store import daily, day_end, interactions, profiles
 from pydantic import TypeAdapter, ValidationError
-from test_vivox import VIVOX, interaction, update, user
+from support.answers import problem
+from support.database import on_database
+from support.vivox import VIVOX, interaction, update, user
 
 pytestmark = pytest.mark.both_databases
 

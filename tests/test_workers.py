@@ -20,8 +20,11 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_accounts_cli import cli, get, one_line_error, send, serving
-from test_cli import first_admin_token, free_port, lukhas
+from support.cli import cli, first_admin_token, lukhas, one_line_error
+from support.host import serving
+from support.net import free_port
+from support.polling import eventually
+from support.urls import get, send
 
 # A generous plugin timeout: two workers start at once on a machine shared with other tests.
 TWO = {"LUKHAS_WORKERS": "2", "LUKHAS_PLUGIN_TIMEOUT_S": "30"}
@@ -179,16 +182,6 @@ def test_a_flag_changed_through_one_worker_applies_in_the_other(tmp_path):
         for pid in pids:
             assert eventually(lambda pid=pid: from_worker(dreams, pid, token)[0] == 200)
     assert host.events("flags.followed")  # at least one worker learnt it from the table
-
-
-def eventually(check: Callable[[], bool], within_s: float = 10.0) -> bool:
-    """True once `check()` is; False after `within_s` (documented bound: 1 s)."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 # -- supervision ------------------------------------------------------------------------

@@ -34,7 +34,8 @@ from lukhas_kernel._services.storage import Database, default_url
 from pydantic import TypeAdapter
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.schemas import OpenApiSchema
-from test_accounts_cli import add_user, serving
+from support.cli import add_user
+from support.host import serving
 
 PROBLEM = "application/problem+json"
 # Rate limits off (far more requests than a minute's allowance), little
