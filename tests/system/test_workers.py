@@ -1,7 +1,7 @@
 """`lukhas serve --workers N`: one port, several host processes, as real processes.
 
-Each test starts a real parent with two workers (reusing `serving` of
-test_accounts_cli); every HTTP request opens a new connection, so the kernel
+Each test starts a real parent with two workers (`serving` of
+`support.host`); every HTTP request opens a new connection, so the kernel
 spreads them over the workers, and `X-Lukhas-Worker` tells which one answered.
 Every loop is bounded in count, every wait in time.
 """

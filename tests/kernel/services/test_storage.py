@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from support.answers import plugin_states, problem
 from support.database import on_database
 from support.net import free_port
+from support.paths import SAMPLE_PLUGINS
 
 pytestmark = pytest.mark.both_databases
 
-NOTES_MIGRATIONS = Path(__file__).parent / "sample_plugins" / "notes_migrations"
+NOTES_MIGRATIONS = SAMPLE_PLUGINS / "notes_migrations"
 
 
 async def tables(url: str) -> dict[str, list[str]]:
@@ -192,7 +193,6 @@ def _alembic_head(versions):
 
 
 def test_head_read_without_alembic_agrees_with_alembic(tmp_path):
-    from pathlib import Path
 
     import lukhas_dreams
     import lukhas_glyphs
@@ -200,7 +200,7 @@ def test_head_read_without_alembic_agrees_with_alembic(tmp_path):
     from lukhas_kernel._services.bundle import KERNEL_MIGRATIONS
     from lukhas_kernel._services.storage import declared_head
 
-    directories = [KERNEL_MIGRATIONS, Path(__file__).parent / "sample_plugins" / "notes_migrations",
+    directories = [KERNEL_MIGRATIONS, SAMPLE_PLUGINS / "notes_migrations",
                    *(Path(m.__file__).parent / "migrations"
                      for m in (lukhas_dreams, lukhas_vivox, lukhas_glyphs))]
     for versions in directories:

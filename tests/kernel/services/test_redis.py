@@ -18,7 +18,6 @@ import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +29,7 @@ from support.answers import PROBLEM, problem
 from support.cli import add_user, lukhas, one_line_error
 from support.host import serving
 from support.net import free_port
+from support.paths import TESTS
 from support.urls import get, post
 
 VIVOX = "vivox=lukhas_vivox.plugin"
@@ -261,7 +261,7 @@ def test_redis_without_redis_py_stops_start_up(tmp_path, variable):
     (tmp_path / "shadow" / "redis").mkdir(parents=True)
     (tmp_path / "shadow" / "redis" / "__init__.py").write_text("raise ImportError('redis')\n")
     env = {variable: "redis://127.0.0.1:6379/0",
-           "PYTHONPATH": f"{tmp_path / 'shadow'}:{Path(__file__).parent}"}
+           "PYTHONPATH": f"{tmp_path / 'shadow'}:{TESTS}"}
     line = one_line_error(lukhas("serve", cwd=tmp_path, env=env), 2)
     assert line == (f"lukhas: invalid setting {variable}: "
                     "redis:// needs redis-py: pip install 'lukhas-kernel[redis]'")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from support.answers import plugin_states, problem
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 HELLO_SRC = ROOT / "examples" / "hello" / "src"
 
 
