@@ -121,7 +121,7 @@ async def test_a_computation_that_started_before_an_update_is_never_served_after
     user_id = person.id
     await client.post("/api/v1/drift/update",
                       json={"user_id": user_id, "interactions": interactions("ab" * 5)})
-    engine = kernel.contexts["vivox"].state["engine"]
+    engine = kernel.contexts["vivox"].runtime.engine
     engine.invalidate(user_id)  # the next read computes
     computing, release = asyncio.Event(), asyncio.Event()
     compute = engine.compute

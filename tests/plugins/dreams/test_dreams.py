@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -14,8 +16,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from support.answers import plugin_states, problem
 from support.dream_inputs import FRAGMENTS, LONG
 from support.dreams import DREAMS, dream, other_user, running, set_parallel, settled
+from support.polling import eventually_async
 
 pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture(autouse=True)
 def _long_dreams_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,7 +119,7 @@ async def test_pool_whose_workers_die_falls_back_mid_job(lukhas_host):
     await set_parallel(client, True)
     kernel = client.app[KERNEL_KEY]
     await kernel.check_health()  # starts the pool
-    engines = kernel.contexts["dreams"].state["engines"]
+    engines = kernel.contexts["dreams"].runtime.engines
     accepted = await dream(client, **LONG)
     await running(client, accepted["dream_id"])
     # Only the worker processes this test's host started, by PID.
@@ -127,6 +131,17 @@ async def test_pool_whose_workers_die_falls_back_mid_job(lukhas_host):
     assert "parallel engine broken" in (await plugin_states(client))["dreams"]["reason"]
     await kernel.check_health()  # a new pool answers
     assert (await plugin_states(client))["dreams"]["state"] == "active"
+
+
+async def _threads_drained(threads: ThreadPoolExecutor) -> None:
+    """Every call handed to `threads` before now has returned: one call per
+    thread of the pool, each waiting for all the others, can only run once
+    every thread is free of what was queued ahead of them (the queue is FIFO).
+    Bounded: a barrier that does not fill within 30 s breaks and fails the test."""
+    workers = threads._max_workers
+    barrier = threading.Barrier(workers)
+    await asyncio.gather(*(asyncio.wrap_future(threads.submit(barrier.wait, 30))
+                           for _ in range(workers)))
 
 
 async def test_cancelling_a_running_dream_stops_its_branches(lukhas_host, monkeypatch):
@@ -141,15 +156,17 @@ async def test_cancelling_a_running_dream_stops_its_branches(lukhas_host, monkey
     client = await lukhas_host([DREAMS])
     accepted = await dream(client, **LONG)
     await running(client, accepted["dream_id"])
-    while not started:
-        await asyncio.sleep(0.01)
+    await eventually_async(lambda: started, 30, interval=0.01, what="a branch started")
     assert (await client.delete(f"/api/v1/dreams/{accepted['dream_id']}")).status == 204
     await problem(await client.get(f"/api/v1/dreams/{accepted['dream_id']}"), 404)
-    runner = client.app[KERNEL_KEY].contexts["dreams"].state["runner"]
-    while runner.running:
-        await asyncio.sleep(0.01)
+    runtime = client.app[KERNEL_KEY].contexts["dreams"].runtime
+    runner = runtime.runner
+    await eventually_async(lambda: not runner.running, 30, interval=0.01, what="the runner idle")
     begun = len(started)
-    await asyncio.sleep(0.5)
+    # No clock: the job's task has ended, so nothing submits another branch; and
+    # once the engine's threads have drained, no branch handed to them before
+    # can start later either (the sequential engine runs every branch there).
+    await _threads_drained(runtime.engines.sequential.threads)
     assert len(started) == begun < LONG["branches"]  # no branch started after the cancel
     assert (await client.get("/api/v1/dreams/list")).status == 200
     assert (await (await client.get("/api/v1/dreams/list")).json())["count"] == 0

@@ -21,6 +21,7 @@ from support.glyphs import BIND, GLYPHS, KEY_A, KEY_B, audit, audit_verify, bind
 
 pytestmark = pytest.mark.both_databases
 
+
 async def test_bind_get_list_validate_delete(lukhas_host):
     client = await lukhas_host([GLYPHS])
     made = await bind(client, priority="HIGH", context={"why": "review"}, ttl_seconds=3600)

@@ -185,7 +185,7 @@ async def test_concurrent_misses_compute_once(lukhas_host):
     client = await lukhas_host([VIVOX])
     user_id, _ = await user(client)
     await update(client, user_id, [interaction(DAY0, "a")] * 3)
-    engine = client.app[KERNEL_KEY].contexts["vivox"].state["engine"]
+    engine = client.app[KERNEL_KEY].contexts["vivox"].runtime.engine
     engine.invalidate(user_id)
     calls = 0
     compute = engine.compute
