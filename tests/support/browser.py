@@ -20,6 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from support.polling import eventually_async
+
 __all__ = ["Loaded", "load_page", "visible_text"]
 
 _FLAGS = [
@@ -71,13 +73,16 @@ class _DevTools:
             self._events.append(await self._ws.receive_json())
 
 
-async def _devtools_port(profile: Path, process: asyncio.subprocess.Process) -> int:
+async def _devtools_port(profile: Path, process: asyncio.subprocess.Process, timeout_s: float) -> int:
     """Chromium writes its DevTools port into the profile once it listens."""
     active = profile / "DevToolsActivePort"
-    while not active.exists() or not active.read_text().strip():
+
+    def listening() -> bool:
         if process.returncode is not None:
             raise AssertionError(f"chromium exited with {process.returncode} before listening")
-        await asyncio.sleep(0.05)
+        return active.exists() and bool(active.read_text().strip())
+
+    await eventually_async(listening, timeout_s, what="chromium listening")
     return int(active.read_text().split()[0])
 
 
@@ -104,7 +109,7 @@ async def load_page(url: str, workdir: Path, *, javascript: bool = False,
         stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
     try:
         async with asyncio.timeout(timeout_s):
-            port = await _devtools_port(profile, process)
+            port = await _devtools_port(profile, process, timeout_s)
             async with aiohttp.ClientSession() as session:
                 async with session.get(f"http://127.0.0.1:{port}/json/list") as response:
                     targets = await response.json()

@@ -11,7 +11,6 @@ plugins, and a health check that hangs while the host serves, close the set.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 from support.answers import plugin_states, problem
 from support.cli import cli, data_dir, ok
+from support.polling import eventually_async
 
 pytestmark = pytest.mark.chaos
 
@@ -212,10 +212,9 @@ async def test_hung_health_check_does_not_hang_readyz(host):
     client = await host(["sample_plugins.health_hangs_later"],
                       required_plugins="health_hangs_later,dreams",
                                plugin_timeout_s=30, health_interval_s=0.05)
-    for _ in range(200):  # the periodic check after the first one hangs
-        if plugin.calls["started"] > plugin.calls["finished"]:
-            break
-        await asyncio.sleep(0.05)
+    # The periodic check after the first one hangs.
+    await eventually_async(lambda: plugin.calls["started"] > plugin.calls["finished"], 10,
+                           what="a health check pending")
     assert plugin.calls["started"] > plugin.calls["finished"], plugin.calls
 
     ready = await client.get("/readyz", timeout=5)

@@ -25,6 +25,7 @@ from lukhas_kernel.testing import KERNEL_KEY
 from support.answers import PROBLEM, problem
 from support.cli import add_user
 from support.host import serving
+from support.polling import eventually_async
 
 LIMIT = 1024 * 1024  # LUKHAS_MAX_BODY_BYTES' default
 MAX_TARGET = 8192  # the longest request target the host serves
@@ -125,11 +126,12 @@ async def host(lukhas_host: Any) -> Host:
     assert dreamt.status == 202, await dreamt.text()
     made = Host(client, user.id, (await bound.json())["glyph_id"], (await dreamt.json())["dream_id"])
     # Done dreaming before any test compares what is stored before and after.
-    for _ in range(600):
-        if (await made.json(f"/api/v1/dreams/{made.dream_id}"))["status"] == "completed":
-            return made
-        await asyncio.sleep(0.05)
-    raise AssertionError("the fixture's dream did not complete within 30 s")
+
+    async def completed() -> bool:
+        return (await made.json(f"/api/v1/dreams/{made.dream_id}"))["status"] == "completed"
+
+    await eventually_async(completed, 30, what="the fixture's dream completed")
+    return made
 
 
 async def documented(host: Host, method: str, path: str, status: int) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from support.answers import PROBLEM
 from support.cli import add_user
 from support.host import serving
+from support.polling import eventually
 from support.urls import get
 
 LIMITS = {"LUKHAS_HEADER_TIMEOUT_S": "1", "LUKHAS_BODY_TIMEOUT_S": "2", "LUKHAS_LOG_LEVEL": "warning"}
@@ -50,14 +51,14 @@ def closed_by_host(sock: socket.socket, trickle: bytes = b"", every_s: float = 0
 def served_again(url: str) -> bool:
     """Whether `url`/healthz answers within GIVE_UP_S (the host may still be
     closing connections a test just closed)."""
-    started = time.monotonic()
-    while time.monotonic() - started < GIVE_UP_S:
+
+    def answers() -> bool:
         try:
-            if get(url + "/healthz")[0] == 200:
-                return True
+            return get(url + "/healthz")[0] == 200
         except OSError:  # closed at once: still at the limit
-            time.sleep(0.1)
-    return False
+            return False
+
+    return eventually(answers, GIVE_UP_S, interval=0.1, what=f"{url}/healthz answering")
 
 
 def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:

@@ -8,6 +8,7 @@ import pytest
 import structlog
 from sample_plugins import healthy, startup_raises
 from support.answers import plugin_states, problem
+from support.polling import eventually_async
 
 FAST = {"plugin_timeout_s": 0.5}
 
@@ -286,7 +287,6 @@ async def test_teardown_in_reverse_setup_order(lukhas_host):
 
 
 async def test_health_is_rechecked_while_serving(lukhas_host):
-    import asyncio
 
     from sample_plugins import flaky_health
 
@@ -295,10 +295,11 @@ async def test_health_is_rechecked_while_serving(lukhas_host):
     item = (await plugin_states(client))["flaky_health"]
     assert (item["state"], item["reason"]) == ("degraded", "health: check 'upstream' failed")
     flaky_health.healthy["now"] = True
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        if (await plugin_states(client))["flaky_health"]["state"] == "active":
-            break
+
+    async def active() -> bool:
+        return (await plugin_states(client))["flaky_health"]["state"] == "active"
+
+    await eventually_async(active, 5, what="flaky_health active again")
     item = (await plugin_states(client))["flaky_health"]
     assert (item["state"], item["reason"]) == ("active", None)
 

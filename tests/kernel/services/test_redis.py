@@ -30,6 +30,7 @@ from support.cli import add_user, lukhas, one_line_error
 from support.host import serving
 from support.net import free_port
 from support.paths import TESTS
+from support.polling import eventually_async
 from support.urls import get, post
 
 VIVOX = "vivox=lukhas_vivox.plugin"
@@ -202,11 +203,12 @@ async def test_an_undelivered_invalidation_is_delivered_when_redis_answers_again
     assert await (await b.get(drift)).json() == before  # the bounded staleness: until delivered
 
     await relay.restore()
-    for _ in range(100):  # A retries Redis at most once a second; each read tries to deliver
+
+    async def delivered() -> bool:  # A retries Redis at most once a second; each read tries to deliver
         assert await (await a.get(drift)).json() == after
-        if await (await b.get(drift)).json() == after:
-            break
-        await asyncio.sleep(0.1)
+        return await (await b.get(drift)).json() == after
+
+    await eventually_async(delivered, 10, interval=0.1, what="B serving the update")
     assert await (await b.get(drift)).json() == after
     await relay.cut()
 
