@@ -1,0 +1,2 @@
+"""The aiohttp host: the app and its middlewares, handler wrapping,
+authentication, OpenAPI, the kernel's routes and the serving loop."""

@@ -1,0 +1,2 @@
+"""The kernel's services, opened once per host process and injected: database,
+SQLite threads, accounts, cache, Redis, rate limits."""
