@@ -1,7 +1,7 @@
 """The parallel engine's executor on a Dask `distributed` cluster (`DREAMS_DASK_SCHEDULER`).
 
 Branches run as Dask tasks on the cluster's workers, which import
-`lukhas_dreams` (install it there) and run the same `worker.dream_branch`
+`lukhas_dreams` (install it there) and run the same `branch_process.dream_branch`
 as local worker processes, with their own corpus cache: same seed and
 input, same dream. `distributed` is the optional extra
 `lukhas-dreams[distributed]`; without it, asking for a scheduler is a clear
@@ -37,8 +37,9 @@ def dask_executor(address: str, timeout_s: float) -> DaskExecutor:
         raise RuntimeError(
             f"DREAMS_DASK_SCHEDULER={address} needs the `distributed` package: "
             "pip install 'lukhas-dreams[distributed]'") from None
+    connect: Callable[..., Any] = Client  # `distributed` has no type hints
     try:
-        client = Client(address, timeout=timeout_s, set_as_default=False)
+        client = connect(address, timeout=timeout_s, set_as_default=False)
     except Exception as exc:
         raise OSError(f"Dask scheduler {address} unreachable: {exc}") from exc
     return DaskExecutor(client, address)

@@ -52,7 +52,7 @@ whom why will with would you your yours yourself yourselves
 @dataclass(frozen=True)
 class Corpus:
     """What every branch needs, derived once per job (once per worker process by
-    the parallel engine, see `worker`); flat tuples.
+    the parallel engine, see `branch_process`); flat tuples.
 
     Terms are sorted; `cumulative` holds the running sums of `weights` for
     sampling; each term's links (co-occurring terms, strongest first) form one row.
@@ -105,7 +105,10 @@ def prepare(fragments: Sequence[str]) -> Corpus:
         if a != b:
             edges[a][b] = edges[a].get(b, 0) + count
             edges[b][a] = edges[b].get(a, 0) + count
-    offsets, links, link_counts, link_cumulative = [0], [], [], []
+    offsets: list[int] = [0]
+    links: list[int] = []
+    link_counts: list[int] = []
+    link_cumulative: list[float] = []
     for row in edges:
         # Stable: equally strong links keep their first-seen order, the same in any process.
         strongest = sorted(row.items(), key=itemgetter(1), reverse=True)[:NEIGHBOURS]
@@ -267,10 +270,11 @@ def dream_branch(corpus: Corpus, depth: int, seed: int, branch: int) -> dict[str
     path = _order(similarity)
     adjacent = [similarity[a][b] for a, b in zip(path, path[1:], strict=False)]
     coherence = sum(adjacent) / len(adjacent) if adjacent else 1.0
-    scores: Counter[str] = Counter()
+    scores: dict[str, float] = {}
     for sentence in sentences:
         for term in sentence:
-            scores[corpus.terms[term]] += corpus.weights[term]
+            name = corpus.terms[term]
+            scores[name] = scores.get(name, 0) + corpus.weights[term]
     return {
         "narrative": " ".join(_render(corpus, sentences[i]) for i in path),
         "themes": _top(scores, BRANCH_THEMES),

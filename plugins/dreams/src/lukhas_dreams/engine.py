@@ -5,7 +5,7 @@ the same seed and input give the same dream whichever engine runs it. Neither
 computes on the event loop: the sequential engine prepares the input and runs
 branches one after another on a worker thread; the parallel one sends the
 input with every branch to an executor of processes, where each worker
-prepares it once (`worker.corpus_for`).
+prepares it once (`branch_process.corpus_for`).
 A job is cancelled by cancelling its task: no further branch starts and
 branches still pending on the executor are cancelled with it.
 """
@@ -21,7 +21,7 @@ from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, Th
 from dataclasses import dataclass
 from typing import Any
 
-from . import compute, worker
+from . import branch_process, compute
 from .models import Mode
 
 __all__ = ["DreamSpec", "Engines", "ParallelEngine", "PoolUnavailable", "SequentialEngine",
@@ -50,11 +50,11 @@ def process_pool(workers: int | None) -> ProcessPoolExecutor:
     Worker processes are spawned, not forked: the host runs threads (the
     database driver's, the sequential engine's), and forking a threaded
     process can copy a held lock into the child. Each warms itself up
-    (`worker.start`) before its first task, so a job never pays for it.
+    (`branch_process.start`) before its first task, so a job never pays for it.
     """
     return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1,
                                mp_context=multiprocessing.get_context("spawn"),
-                               initializer=worker.start)
+                               initializer=branch_process.start)
 
 
 class SequentialEngine:
@@ -162,7 +162,7 @@ class ParallelEngine:
         """
         run = uuid.uuid4().hex
         return await self._submit_all(
-            [(worker.dream_branch, (run, spec.fragments, spec.depth, spec.seed, branch))
+            [(branch_process.dream_branch, (run, spec.fragments, spec.depth, spec.seed, branch))
              for branch in range(spec.branches)])
 
     async def ping(self) -> None:
@@ -177,12 +177,12 @@ class ParallelEngine:
         executor = await self._get()
         workers = getattr(executor, "_max_workers", 1)
         if self._warm:
-            await self._submit_all([(worker.ready, ())] * workers)
+            await self._submit_all([(branch_process.ready, ())] * workers)
             return
         deadline = asyncio.get_running_loop().time() + PING_WARM_S
         answered: set[int] = set()
         while True:
-            answered.update(await self._submit_all([(worker.ready, ())] * workers))
+            answered.update(await self._submit_all([(branch_process.ready, ())] * workers))
             if len(answered) >= workers or asyncio.get_running_loop().time() >= deadline:
                 break
             await asyncio.sleep(PING_PAUSE_S)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from typing import Any
 
 import structlog
@@ -173,7 +174,7 @@ class JobRunner:
                      runner=self.me.runner)
             task = asyncio.create_task(self._run(dream_id, job), name=f"dream-{dream_id}")
             self._running[dream_id] = task
-            task.add_done_callback(lambda done, dream_id=dream_id: self._ended(dream_id, done))
+            task.add_done_callback(partial(self._ended, dream_id))
         if changed:
             await self.metrics.refresh(self.store)
 

@@ -6,7 +6,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lukhas_kernel import HealthCheck, PluginContext, PluginInfo, PluginSettings, Route, hookimpl
+from lukhas_kernel import HealthCheck, PluginInfo, PluginSettings, Route, hookimpl
 from prometheus_client.registry import Collector
 
 from . import cluster, engine
@@ -15,6 +15,7 @@ from .jobs import JobRunner
 from .metrics import DreamMetrics
 from .models import DreamsSettings
 from .routes import FLAG, dream_routes
+from .runtime import DreamsContext, DreamsRuntime
 from .store import DreamStore
 
 
@@ -35,8 +36,10 @@ def lukhas_migrations() -> Path:
 
 
 @hookimpl
-async def lukhas_setup(context: PluginContext) -> None:
-    settings: DreamsSettings = context.settings  # type: ignore[assignment]
+async def lukhas_setup(context: DreamsContext) -> None:
+    settings = context.settings
+    if context.db is None:
+        raise RuntimeError("dreams needs the kernel's database")
     store = DreamStore(context.db)
     threads = ThreadPoolExecutor(settings.max_running, thread_name_prefix="dreams")
     # Looked up at call time, so a test can make the pool fail to start.
@@ -45,7 +48,7 @@ async def lukhas_setup(context: PluginContext) -> None:
         if settings.dask_scheduler else (lambda: engine.process_pool(settings.workers)))
     engines = Engines(SequentialEngine(threads), parallel, context.set_degraded)
     metrics = DreamMetrics()
-    context.state.update(
+    context.runtime = DreamsRuntime(
         store=store, threads=threads, engines=engines, metrics=metrics,
         runner=JobRunner(store, engines, metrics, max_running=settings.max_running,
                          job_timeout_s=settings.job_timeout_s,
@@ -53,20 +56,20 @@ async def lukhas_setup(context: PluginContext) -> None:
 
 
 @hookimpl
-def lukhas_routes(context: PluginContext) -> list[Route]:
+def lukhas_routes(context: DreamsContext) -> list[Route]:
     return dream_routes(context)
 
 
 @hookimpl
-async def lukhas_startup(context: PluginContext) -> None:
-    await context.state["runner"].start()
+async def lukhas_startup(context: DreamsContext) -> None:
+    await context.runtime.runner.start()
 
 
 @hookimpl
-def lukhas_health_checks(context: PluginContext) -> dict[str, HealthCheck]:
-    settings: DreamsSettings = context.settings  # type: ignore[assignment]
-    engines: Engines = context.state["engines"]
-    metrics: DreamMetrics = context.state["metrics"]
+def lukhas_health_checks(context: DreamsContext) -> dict[str, HealthCheck]:
+    settings = context.settings
+    runtime = context.runtime
+    engines, metrics = runtime.engines, runtime.metrics
 
     async def pool() -> None:
         # The pool is started only once parallel dreams are asked for, and
@@ -75,7 +78,7 @@ def lukhas_health_checks(context: PluginContext) -> dict[str, HealthCheck]:
             await engines.check_pool()
 
     async def queue() -> None:
-        await metrics.refresh(context.state["store"])  # other processes queue jobs too
+        await metrics.refresh(runtime.store)  # other processes queue jobs too
         depth = metrics.queue_depth
         if depth > settings.queue_alert:
             raise RuntimeError(f"{depth} dreams queued, over DREAMS_QUEUE_ALERT={settings.queue_alert}")
@@ -84,15 +87,14 @@ def lukhas_health_checks(context: PluginContext) -> dict[str, HealthCheck]:
 
 
 @hookimpl
-def lukhas_metrics(context: PluginContext) -> list[Collector]:
-    return [context.state["metrics"]]
+def lukhas_metrics(context: DreamsContext) -> list[Collector]:
+    return [context.runtime.metrics]
 
 
 @hookimpl
-async def lukhas_teardown(context: PluginContext) -> None:
-    await context.state["runner"].stop()
-    engines: Engines = context.state["engines"]
-    threads: ThreadPoolExecutor = context.state["threads"]
+async def lukhas_teardown(context: DreamsContext) -> None:
+    runtime = context.runtime
+    await runtime.runner.stop()
     # Both wait for branches already computing; run off the loop.
-    await asyncio.to_thread(engines.parallel.shutdown)
-    await asyncio.to_thread(threads.shutdown, True, cancel_futures=True)
+    await asyncio.to_thread(runtime.engines.parallel.shutdown)
+    await asyncio.to_thread(runtime.threads.shutdown, True, cancel_futures=True)

@@ -5,45 +5,39 @@ from __future__ import annotations
 import secrets
 
 from aiohttp import web
-from lukhas_kernel import Page, PageQuery, PluginContext, ProblemError, Route, current_user
+from lukhas_kernel import Page, PageQuery, ProblemError, Route, current_user
 
-from .jobs import JobRunner
-from .models import SEED_RANGE, DreamAccepted, DreamJob, DreamRequest, DreamsSettings, DreamSummary
-from .store import DreamStore, PendingLimit
+from .models import SEED_RANGE, DreamAccepted, DreamJob, DreamRequest, DreamSummary, Mode
+from .runtime import DreamsContext
+from .store import PendingLimit
 
 PREFIX = "/api/v1/dreams"
 FLAG = "PARALLEL_DREAMS_ENABLED"
 
 
-def dream_routes(context: PluginContext) -> list[Route]:
-    settings: DreamsSettings = context.settings  # type: ignore[assignment]
+def dream_routes(context: DreamsContext) -> list[Route]:
+    settings = context.settings
     request_model = DreamRequest.limited(settings.max_job_cost)
 
-    def store() -> DreamStore:
-        return context.state["store"]
-
-    def runner() -> JobRunner:
-        return context.state["runner"]
-
     async def create(request: web.Request, body: DreamRequest) -> DreamAccepted:
-        mode = "parallel" if context.flags[FLAG] else "sequential"
+        mode: Mode = "parallel" if context.flags[FLAG] else "sequential"
         # A random seed is drawn now and stored, so a rerun after a restart
         # dreams the same dream.
         seed = body.seed if body.seed is not None else secrets.randbelow(SEED_RANGE[1])
         try:
-            dream_id = await store().create(current_user(request).id, body, mode, seed,
-                                            settings.max_pending_per_user)
+            dream_id = await context.runtime.store.create(
+                current_user(request).id, body, mode, seed, settings.max_pending_per_user)
         except PendingLimit as exc:
             raise ProblemError(
                 429, f"you have {exc.args[0]} dreams queued or running; at most "
                 f"{settings.max_pending_per_user} may wait at once",
                 headers={"Retry-After": "5"}) from None
-        runner().submit(dream_id)
+        context.runtime.runner.submit(dream_id)
         return DreamAccepted(dream_id=dream_id, status="queued", mode=mode)
 
     async def owned(request: web.Request) -> DreamJob:
         dream_id, caller = request.match_info["dream_id"], current_user(request)
-        found = await store().get(dream_id)
+        found = await context.runtime.store.get(dream_id)
         # Another user's dream is "not found": existence is not revealed.
         if found is None or (found[0] != caller.id and not caller.is_admin):
             raise ProblemError(404, f"no dream {dream_id}")
@@ -53,13 +47,13 @@ def dream_routes(context: PluginContext) -> list[Route]:
         return await owned(request)
 
     async def listing(request: web.Request, query: PageQuery) -> Page[DreamSummary]:
-        return await store().page(current_user(request).id, query)
+        return await context.runtime.store.page(current_user(request).id, query)
 
     async def delete(request: web.Request) -> None:
         job = await owned(request)
-        if not await store().delete(job.dream_id):
+        if not await context.runtime.store.delete(job.dream_id):
             raise ProblemError(404, f"no dream {job.dream_id}")  # deleted meanwhile
-        runner().cancel(job.dream_id)
+        context.runtime.runner.cancel(job.dream_id)
 
     return [
         Route("POST", f"{PREFIX}/parallel", create, body=request_model, response=DreamAccepted,

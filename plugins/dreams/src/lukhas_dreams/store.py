@@ -144,7 +144,7 @@ class DreamStore:
         def insert(conn: sa.Connection) -> None:
             pending = conn.scalar(
                 sa.select(sa.func.count()).select_from(jobs)
-                .where(jobs.c.owner == owner, jobs.c.status.in_(PENDING)))
+                .where(jobs.c.owner == owner, jobs.c.status.in_(PENDING))) or 0
             if pending >= max_pending:
                 raise PendingLimit(pending)  # rolls the transaction back: nothing was written
             conn.execute(jobs.insert().values(
