@@ -78,7 +78,7 @@ class PluginSettings(BaseSettings):
 
 
 class KernelSettings(PluginSettings):
-    """Settings of the kernel itself (README.md, Settings); TOML table `[kernel]`."""
+    """Settings of the kernel itself (docs/settings.md); TOML table `[kernel]`."""
 
     model_config = SettingsConfigDict(env_prefix="LUKHAS_")
 
