@@ -1,3 +1,5 @@
+# mypy: disable-error-code="empty-body"
+# (hook specifications declare signatures; pluggy never calls their bodies)
 """The Lukhas plugin API: every hook a plugin may implement, one function each.
 
 A plugin is a module registered in the entry-point group ``lukhas.plugins``.
@@ -21,7 +23,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
-    from aiohttp import web
+    from aiohttp.typedefs import Middleware
     from prometheus_client.registry import Collector
 
     from ._core.settings import PluginSettings
@@ -63,7 +65,7 @@ def lukhas_migrations() -> str | os.PathLike[str]:
 
 
 @hookspec
-async def lukhas_setup(context: PluginContext) -> None:
+async def lukhas_setup(context: PluginContext[Any, Any]) -> None:
     """Create the plugin's resources (stores, engines) in `context.state`.
 
     `context.db` is the kernel's database (``async with context.db.begin()``).
@@ -74,7 +76,7 @@ async def lukhas_setup(context: PluginContext) -> None:
 
 
 @hookspec
-def lukhas_routes(context: PluginContext) -> list[Route]:
+def lukhas_routes(context: PluginContext[Any, Any]) -> list[Route]:
     """Declare HTTP routes, each with its pydantic request and response models.
 
     Paths must lie under ``/api/v1/<name>`` or a declared route prefix; a path
@@ -83,7 +85,7 @@ def lukhas_routes(context: PluginContext) -> list[Route]:
 
 
 @hookspec
-def lukhas_middlewares(context: PluginContext) -> list[web.Middleware]:
+def lukhas_middlewares(context: PluginContext[Any, Any]) -> list[Middleware]:
     """Return aiohttp middlewares wrapped around every request of the host.
 
     They run outside the kernel's routing, see every final response (errors
@@ -93,17 +95,17 @@ def lukhas_middlewares(context: PluginContext) -> list[web.Middleware]:
 
 
 @hookspec
-async def lukhas_startup(context: PluginContext) -> None:
+async def lukhas_startup(context: PluginContext[Any, Any]) -> None:
     """Start background work once the host is about to serve (e.g. resume jobs)."""
 
 
 @hookspec
-def lukhas_health_checks(context: PluginContext) -> Mapping[str, HealthCheck]:
+def lukhas_health_checks(context: PluginContext[Any, Any]) -> Mapping[str, HealthCheck]:
     """Name async checks; one that raises, returns False or times out degrades the plugin."""
 
 
 @hookspec
-def lukhas_metrics(context: PluginContext) -> list[Collector]:
+def lukhas_metrics(context: PluginContext[Any, Any]) -> list[Collector]:
     """Return the plugin's Prometheus collectors, exported while it serves.
 
     Build them unregistered (``Histogram(..., registry=None)``) or as a
@@ -113,13 +115,13 @@ def lukhas_metrics(context: PluginContext) -> list[Collector]:
 
 
 @hookspec
-async def lukhas_teardown(context: PluginContext) -> None:
+async def lukhas_teardown(context: PluginContext[Any, Any]) -> None:
     """Release resources; called in reverse set-up order at shutdown, with a timeout."""
 
 
 @hookspec
 async def lukhas_profile_fields(
-    context: PluginContext, user: Mapping[str, Any], options: Mapping[str, Any]
+    context: PluginContext[Any, Any], user: Mapping[str, Any], options: Mapping[str, Any]
 ) -> Mapping[str, Any]:
     """Contribute fields to a user's profile (``GET /api/v1/users/{id}``).
 

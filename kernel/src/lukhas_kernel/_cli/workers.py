@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NoReturn
@@ -277,7 +277,8 @@ class Supervisor:
 
             # Its live gauges (requests in flight) leave the sums; its
             # counters stay: totals never go down when a worker dies.
-            multiprocess.mark_process_dead(worker.pid, self.metrics_dir)
+            mark_dead: Callable[..., None] = multiprocess.mark_process_dead
+            mark_dead(worker.pid, self.metrics_dir)
 
     def _exited(self, worker: _Worker) -> None:
         self._forget(worker)

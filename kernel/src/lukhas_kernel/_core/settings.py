@@ -198,7 +198,10 @@ def load_settings(
     prefix = str(model.model_config.get("env_prefix", ""))
     with reading_table(config_table(config, *table)):
         try:
-            return model(_env_file=env_file, **overrides)
+            # `_env_file` is pydantic-settings' init argument; its type stubs
+            # do not declare it.
+            sources: dict[str, Any] = {"_env_file": env_file}
+            return model(**sources, **overrides)
         except ValidationError as exc:
             raise first_error(exc, model, prefix) from None
 

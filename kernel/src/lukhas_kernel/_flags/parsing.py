@@ -47,7 +47,9 @@ def parse_flags(
     model = _flags_model(tuple(sorted(defaults.items())))
     with reading_table(from_toml):
         try:
-            flags = model(_env_file=env_file)
+            # `_env_file` is pydantic-settings' init argument; its stubs do not declare it.
+            sources: dict[str, Any] = {"_env_file": env_file}
+            flags = model(**sources)
         except ValidationError as exc:
             raise first_error(exc, model, "") from None
     return {name: getattr(flags, name) for name in defaults}

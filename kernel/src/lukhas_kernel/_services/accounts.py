@@ -15,6 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -84,7 +85,7 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _user(row: sa.Row) -> User:
+def _user(row: sa.Row[Any]) -> User:
     return User(row.id, row.username, row.tier, row.role, row.created_at)
 
 
@@ -181,7 +182,8 @@ class Accounts:
             await conn.execute(tokens.update().where(tokens.c.hash == rows[0].hash).values(revoked_at=now()))
         if self._cache is not None:
             self._cache.pop(rows[0].hash, None)
-        return rows[0].prefix
+        prefix_shown: str = rows[0].prefix
+        return prefix_shown
 
     async def authenticate(self, token: str) -> User | None:
         """The live token's user, or None; never raises for a bad token.
@@ -194,7 +196,7 @@ class Accounts:
         digest = _hash(token)
         if self._cache is not None:
             cached = self._cache.get(digest, _MISSING)
-            if cached is not _MISSING:
+            if cached is None or isinstance(cached, User):  # a user, or a cached "no such token"
                 return cached
         pending = self._lookups.get(digest)
         if pending is None:
@@ -209,10 +211,9 @@ class Accounts:
                 sa.select(tokens.c.hash, tokens.c.last_used_at, users)
                 .join(users, users.c.id == tokens.c.user_id)
                 .where(tokens.c.hash == digest, tokens.c.revoked_at.is_(None)))).first()
-        found = row is not None and hmac.compare_digest(row.hash, digest)
-        user = _user(row) if found else None
-        if found and (row.last_used_at is None
-                      or now() - row.last_used_at > _LAST_USED_RESOLUTION):
+        user = _user(row) if row is not None and hmac.compare_digest(row.hash, digest) else None
+        if row is not None and user is not None and (
+                row.last_used_at is None or now() - row.last_used_at > _LAST_USED_RESOLUTION):
             await self._touch(digest)
         if self._cache is not None:
             self._cache[digest] = user

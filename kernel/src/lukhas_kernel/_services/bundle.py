@@ -94,4 +94,9 @@ async def _dispose_failed(db: Database) -> None:
     """
     await db.dispose()
     stray = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
-    await asyncio.to_thread(lambda: [thread.join(1.0) for thread in stray])
+
+    def join_all() -> None:
+        for thread in stray:
+            thread.join(1.0)
+
+    await asyncio.to_thread(join_all)

@@ -76,7 +76,7 @@ class Outage:
         self.fallback = fallback
         self.shown = shown_url(url)
         self.timeout_s = timeout_s
-        self.errors = (*errors, OSError, TimeoutError)
+        self.errors: tuple[type[BaseException], ...] = (*errors, OSError, TimeoutError)
         self._down_since: float | None = None
         self._retry_at = 0.0
 

@@ -155,7 +155,7 @@ class Database:
         if sqlite_file:
             # Created 0600 before SQLite opens it: SQLite gives the -wal and
             # -shm files it creates the database file's mode.
-            database = private_file(Path(self.url.database))
+            database = private_file(Path(self.url.database or ""))
             for companion in ("-wal", "-shm"):
                 check_private(database.with_name(database.name + companion))
         if self.url.get_driver_name() == "asyncpg":
@@ -248,10 +248,12 @@ class Database:
         `.on_conflict_do_nothing(...)`: SQLite and PostgreSQL spell it alike,
         each in its own dialect's construct."""
         if self.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        return insert(table)
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(table)
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
 
     async def ping(self) -> None:
         async with self.connect() as connection:
@@ -264,7 +266,8 @@ class Database:
         def read(connection: sa.Connection) -> str | None:
             if not sa.inspect(connection).has_table(table):
                 return None
-            return connection.scalar(sa.text(f'SELECT version_num FROM "{table}"'))
+            version: str | None = connection.scalar(sa.text(f'SELECT version_num FROM "{table}"'))
+            return version
 
         return await self.read(read)
 
