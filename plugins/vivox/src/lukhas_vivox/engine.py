@@ -136,11 +136,12 @@ class DriftEngine:
         changed = [day for i, day in enumerate(days) if i == 0 or day in later]
         windows = dict(zip(changed, await self.store.windows(
             conn, user_id, [day_end(day) for day in changed]), strict=True))
-        out = []
-        values: tuple[float, float, float, float] | None = None
+        out: list[tuple[date, tuple[float, float, float, float]]] = []
         for day in days:
-            if day in windows:
-                values = _finite(user_id, partial(_day_values, windows[day], counts_up_to[day]))
+            # The first day always has its window; a later day without one
+            # repeats the day before.
+            values = (_finite(user_id, partial(_day_values, windows[day], counts_up_to[day]))
+                      if day in windows else out[-1][1])
             out.append((day, values))
         return out
 

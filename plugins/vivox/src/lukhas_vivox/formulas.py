@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 __all__ = ["behavioral_consistency", "coherence_score", "emotional_stability", "jsd",
            "overall_drift", "slope", "trend", "STABLE_SLOPE"]
@@ -83,7 +84,7 @@ def slope(points: Sequence[tuple[float, float]]) -> float:
     return math.fsum((x - mean_x) * (y - mean_y) for x, y in points) / spread
 
 
-def trend(per_day: float) -> str:
+def trend(per_day: float) -> Literal["rising", "falling", "stable"]:
     if abs(per_day) < STABLE_SLOPE:
         return "stable"
     return "rising" if per_day > 0 else "falling"

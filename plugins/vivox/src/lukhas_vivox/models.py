@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from lukhas_kernel import INPUT_YEARS, IsoDate, PluginSettings, Rfc3339Datetime
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic_settings import SettingsConfigDict
 
 #: The window: a user's last interactions that most metrics are computed over.
@@ -89,3 +89,7 @@ class Population(BaseModel):
     users: int = Field(description="users with interactions")
     mean_drift: float | None
     top_drifting: list[Drifting] = Field(description="the 10 users with the highest overall drift")
+
+
+class AnalysisOrPopulation(RootModel[Analysis | Population]):
+    """A user's analysis, or (admin, without `user_id`) the population summary."""

@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lukhas_kernel import HealthCheck, PluginContext, PluginInfo, PluginSettings, Route, hookimpl
+from lukhas_kernel import HealthCheck, PluginInfo, PluginSettings, Route, hookimpl
 from prometheus_client.registry import Collector
 
 from .engine import DriftEngine
 from .metrics import VivoxMetrics
 from .models import DriftMetrics, VivoxSettings
 from .routes import PREFIX, drift_routes
+from .runtime import VivoxContext, VivoxRuntime
 from .store import VivoxStore
 
 
@@ -33,35 +34,37 @@ def lukhas_migrations() -> Path:
 
 
 @hookimpl
-async def lukhas_setup(context: PluginContext) -> None:
-    settings: VivoxSettings = context.settings  # type: ignore[assignment]
+async def lukhas_setup(context: VivoxContext) -> None:
+    if context.db is None:
+        raise RuntimeError("vivox needs the kernel's database")
+    settings = context.settings
     store, metrics = VivoxStore(context.db), VivoxMetrics()
     cache = context.cache("drift", DriftMetrics, ttl_s=settings.cache_ttl_s, size=settings.cache_size)
-    context.state.update(store=store, metrics=metrics, engine=DriftEngine(store, metrics, cache))
+    context.runtime = VivoxRuntime(store, metrics, DriftEngine(store, metrics, cache))
 
 
 @hookimpl
-def lukhas_routes(context: PluginContext) -> list[Route]:
+def lukhas_routes(context: VivoxContext) -> list[Route]:
     return drift_routes(context)
 
 
 @hookimpl
-def lukhas_health_checks(context: PluginContext) -> dict[str, HealthCheck]:
+def lukhas_health_checks(context: VivoxContext) -> dict[str, HealthCheck]:
     async def tables() -> None:
-        await context.state["store"].ping()
+        await context.runtime.store.ping()
 
     return {"tables": tables}
 
 
 @hookimpl
-async def lukhas_profile_fields(context: PluginContext, user: Mapping[str, Any],
+async def lukhas_profile_fields(context: VivoxContext, user: Mapping[str, Any],
                                 options: Mapping[str, Any]) -> dict[str, Any]:
     if not options.get("include_drift"):
         return {}  # not asked for: nothing computed
-    metrics = await context.state["engine"].current(user["user_id"])
+    metrics = await context.runtime.engine.current(user["user_id"])
     return {"drift_metrics": metrics.model_dump(mode="json")}
 
 
 @hookimpl
-def lukhas_metrics(context: PluginContext) -> list[Collector]:
-    return context.state["metrics"].collectors
+def lukhas_metrics(context: VivoxContext) -> list[Collector]:
+    return list(context.runtime.metrics.collectors)

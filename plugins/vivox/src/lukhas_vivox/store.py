@@ -96,8 +96,9 @@ class VivoxStore:
         would-be state and keep its `drift(...)` as the user's overall drift, in
         one transaction: when anything fails (the computation included),
         nothing is stored."""
-        rows = [{"user_id": user_id, "timestamp": i.timestamp.astimezone(UTC), "valence": i.valence,
-                 "arousal": i.arousal, "decision": i.decision} for i in batch]
+        rows: list[dict[str, Any]] = [
+            {"user_id": user_id, "timestamp": i.timestamp.astimezone(UTC), "valence": i.valence,
+             "arousal": i.arousal, "decision": i.decision} for i in batch]
         per_day = Counter((row["timestamp"].date(), row["decision"]) for row in rows)
         first = min(row["timestamp"] for row in rows)
         last = max(row["timestamp"] for row in rows)
@@ -171,7 +172,7 @@ class VivoxStore:
             later.setdefault(day, Counter())[decision] += n
         return totals, later
 
-    async def population(self, top: int) -> tuple[int, float | None, list[Any]]:
+    async def population(self, top: int) -> tuple[int, float | None, Sequence[Any]]:
         async with self.db.connect() as conn:
             users, mean = (await conn.execute(
                 sa.select(sa.func.count(), sa.func.avg(profiles.c.overall_drift)))).one()
