@@ -11,5 +11,5 @@ never from one another.
 - `urls`: blocking HTTP to a real host (`authorized`, `get`, `send`, `post`).
 - `host`: `serving`, a real `lukhas serve` started and waited for (`Host`).
 - `browser`: headless Chromium.
-- `dream_inputs`, `dreams`, `glyphs`, `vivox`: per-plugin inputs and calls.
+- `dream_inputs`, `dreams`, `glyphs`, `vivox`, `observability`: per-plugin inputs and calls.
 """

@@ -34,10 +34,10 @@ from lukhas_kernel._services.storage import Database, default_url
 from pydantic import TypeAdapter
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.schemas import OpenApiSchema
+from support.answers import PROBLEM
 from support.cli import add_user
 from support.host import serving
 
-PROBLEM = "application/problem+json"
 # Rate limits off (far more requests than a minute's allowance), little
 # background work (one dream at a time, one worker process), room for the
 # dreams this test queues before it deletes them, and an audit entry for each

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from support.browser import load_page
+from support.observability import OBS
 
-OBS = "observability=lukhas_observability.plugin"
 HEALTHY = "sample_plugins.healthy"
 PAGE_HEADERS = {"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 CSP_SELF_ONLY = ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"]

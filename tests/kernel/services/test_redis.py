@@ -32,8 +32,8 @@ from support.net import free_port
 from support.paths import TESTS
 from support.polling import eventually_async
 from support.urls import get, post
+from support.vivox import VIVOX
 
-VIVOX = "vivox=lukhas_vivox.plugin"
 NOTES = "sample_plugins.notes"  # POST /api/v1/notes: 3/minute per caller
 DAY0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 _databases = itertools.count(1)

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from lukhas_kernel._services.storage import Database, default_url
 from sqlalchemy.exc import OperationalError
 from support.answers import problem
+from support.glyphs import GLYPHS
 
-GLYPHS = "glyphs=lukhas_glyphs.plugin"
 BIND = {"source": "user:ada", "target": "doc:q3", "symbol": "LINK"}
 
 metadata = sa.MetaData()

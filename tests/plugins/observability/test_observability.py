@@ -18,8 +18,8 @@ from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 from support.answers import plugin_states, problem
 from support.browser import visible_text
+from support.observability import OBS
 
-OBS = "observability=lukhas_observability.plugin"
 HEALTHY = "sample_plugins.healthy"
 TEMPLATE = "/api/v1/greetings/{item_id}"
 
