@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 from lukhas_kernel import HealthCheck, PluginContext, PluginInfo, PluginSettings, Route, hookimpl
 from pydantic import BaseModel, Field
@@ -33,6 +35,17 @@ class EchoOut(BaseModel):
     length: int
 
 
+@dataclass
+class HelloRuntime:
+    """What setup makes, for the routes and the health check."""
+
+    greeting: str
+
+
+#: The plugin's context: its settings and runtime typed for every hook.
+HelloContext = PluginContext[HelloSettings, HelloRuntime]
+
+
 @hookimpl
 def lukhas_plugin_info() -> PluginInfo:
     return PluginInfo(api=">=1,<2", version="0.1.0", description="Says hello")
@@ -44,14 +57,14 @@ def lukhas_settings_model() -> type[PluginSettings]:
 
 
 @hookimpl
-async def lukhas_setup(context: PluginContext) -> None:
-    context.state["greeting"] = context.settings.greeting
+async def lukhas_setup(context: HelloContext) -> None:
+    context.runtime = HelloRuntime(greeting=context.settings.greeting)
 
 
 @hookimpl
-def lukhas_routes(context: PluginContext) -> list[Route]:
+def lukhas_routes(context: HelloContext) -> list[Route]:
     async def greet(request: web.Request, query: GreetQuery) -> Greeting:
-        return Greeting(message=f"{context.state['greeting']}, {query.name}!")
+        return Greeting(message=f"{context.runtime.greeting}, {query.name}!")
 
     async def echo(request: web.Request, body: EchoIn) -> EchoOut:
         return EchoOut(text=body.text, length=len(body.text))
@@ -65,8 +78,8 @@ def lukhas_routes(context: PluginContext) -> list[Route]:
 
 
 @hookimpl
-def lukhas_health_checks(context: PluginContext) -> dict[str, HealthCheck]:
+def lukhas_health_checks(context: HelloContext) -> dict[str, HealthCheck]:
     async def greeting_loaded() -> bool:
-        return bool(context.state.get("greeting"))
+        return bool(context.runtime.greeting)
 
     return {"greeting_loaded": greeting_loaded}

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import structlog
 from lukhas_kernel import PluginState, PluginView
@@ -47,7 +47,8 @@ _DURATION = "lukhas_http_request_duration_seconds"
 _STATES = [state for state in PluginState if state is not PluginState.PENDING]
 
 
-class Totals(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Totals:
     """One owner's requests so far: count, summed seconds, 5xx answers, and the
     cumulative count at or below each of BUCKETS (then +Inf)."""
 

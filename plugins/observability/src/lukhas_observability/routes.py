@@ -9,27 +9,26 @@ import asyncio
 import time
 
 from aiohttp import hdrs, web
-from lukhas_kernel import KernelView, PluginContext, Route
+from lukhas_kernel import Route
 from prometheus_client.exposition import choose_encoder
 
-from .metrics import HttpMetrics, Scrape, StartupGauge
-from .models import ObservabilitySettings
-from .status import STYLESHEET, TrafficWindow, render
+from .metrics import Scrape
+from .runtime import ObservabilityContext, kernel_of
+from .status import STYLESHEET, render
 
 
-def observability_routes(context: PluginContext) -> list[Route]:
-    settings: ObservabilitySettings = context.settings  # type: ignore[assignment]
-    kernel: KernelView = context.kernel  # type: ignore[assignment]
+def observability_routes(context: ObservabilityContext) -> list[Route]:
+    settings, kernel = context.settings, kernel_of(context)
 
     async def metrics(request: web.Request) -> web.Response:
         # Hooks run here, on the loop; the thread only encodes what they returned
         # (and, with several workers, reads their files).
         plugins = kernel.plugins()
-        startup: StartupGauge | None = context.state["startup"]
+        startup = context.runtime.startup
         if startup is not None:
             startup.record(plugins)
         scrape = Scrape(plugins, kernel.collectors(), first=context.name,
-                        multiprocess=context.state["multiprocess"])
+                        multiprocess=context.runtime.multiprocess)
         # Text format 0.0.4 unless the scraper asks for OpenMetrics, as prometheus-client decides.
         encoder, content_type = choose_encoder(",".join(request.headers.getall(hdrs.ACCEPT, [])))
         body = await asyncio.get_running_loop().run_in_executor(None, encoder, scrape)
@@ -38,8 +37,7 @@ def observability_routes(context: PluginContext) -> list[Route]:
         return response
 
     async def status(request: web.Request) -> web.Response:
-        http: HttpMetrics = context.state["http"]
-        window: TrafficWindow = context.state["window"]
+        http, window = context.runtime.http, context.runtime.window
         totals = await asyncio.to_thread(http.totals)  # several workers: read from their files
         seconds, traffic = window.traffic(time.monotonic(), totals)
         page = render(kernel.report(), kernel.plugins(), seconds, traffic, settings.status_refresh_s,
