@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -115,7 +116,7 @@ async def verify(db: Database, batch: int = 1000) -> AsyncIterator[tuple[int, st
     prev, after = GENESIS, 0
     while True:
         statement = audit.select().where(audit.c.seq > after).order_by(audit.c.seq).limit(batch)
-        rows = await db.read(lambda conn, statement=statement: conn.execute(statement).all())
+        rows = await db.read(partial(_all, statement))
         if not rows:
             return
         for row in rows:
@@ -128,3 +129,7 @@ async def verify(db: Database, batch: int = 1000) -> AsyncIterator[tuple[int, st
                 return
             yield row.seq, None
             prev, after = row.hash, row.seq
+
+
+def _all(statement: sa.Select[Any], conn: sa.Connection) -> list[sa.Row[Any]]:
+    return list(conn.execute(statement).all())

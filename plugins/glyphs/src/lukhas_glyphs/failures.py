@@ -30,6 +30,7 @@ not yet covered by it; that the caller failed is, from the first failure.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -117,12 +118,10 @@ class FailureLog:
             wanted = windows.c.closes_at <= now
             if open_too:
                 wanted = sa.or_(wanted, windows.c.count > 0)
-            due = await self.db.read(lambda conn, wanted=wanted: conn.execute(
-                sa.select(windows.c.actor).where(wanted).limit(1)).first())
+            due = await self.db.read(partial(_first_due, wanted))
             if due is None:
                 return sealed
-            batch = await self.db.write(lambda conn, now=now, wanted=wanted: self._seal_batch(
-                conn, now, wanted))
+            batch = await self.db.write(partial(self._seal_batch, now=now, wanted=wanted))
             sealed += batch
             if batch < SEAL_BATCH:  # all there was; a flood still counting waits for next time
                 return sealed
@@ -138,7 +137,7 @@ class FailureLog:
             # Still open: its count so far becomes an entry, the window stays.
             # The row is locked first, so no increment lands between the read and the reset.
             found = conn.execute(sa.select(windows).where(_is(row)).with_for_update()).first()
-            if found is not None and found.count > 0:
+            if found is not None and found._mapping["count"] > 0:
                 self._append(conn, found)
                 conn.execute(windows.update().where(_is(row)).values(
                     count=0, first_at=None, last_at=None))
@@ -151,10 +150,14 @@ class FailureLog:
         increment that got in first; an increment after it finds no row.
         """
         found = conn.execute(delete.returning(*windows.c)).first()
-        if found is not None and found.count > 0:
+        if found is not None and found._mapping["count"] > 0:
             self._append(conn, found)
 
     def _append(self, conn: sa.Connection, window: Any) -> None:
         self.chain.record(conn, "validate_failed", window.glyph_id or None, window.actor, {
             "reason": window.reason, "count": window.count,
             "since": window.first_at.isoformat(), "until": window.last_at.isoformat()})
+
+
+def _first_due(wanted: sa.ColumnElement[bool], conn: sa.Connection) -> sa.Row[Any] | None:
+    return conn.execute(sa.select(windows.c.actor).where(wanted).limit(1)).first()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from aiohttp import web
-from lukhas_kernel import Page, PluginContext, ProblemError, Route, current_user
+from lukhas_kernel import Page, ProblemError, Route, current_user
 
-from .metrics import GlyphMetrics
 from .models import (
     AuditEntry,
     AuditQuery,
@@ -13,76 +12,65 @@ from .models import (
     BoundGlyph,
     Glyph,
     GlyphListQuery,
-    GlyphsSettings,
     ValidateRequest,
     Validation,
 )
-from .store import GlyphStore
-from .tokens import Signer
+from .runtime import GlyphsContext
 
 PREFIX = "/api/v1/glyphs"
 
 
-def glyph_routes(context: PluginContext) -> list[Route]:
-    settings: GlyphsSettings = context.settings  # type: ignore[assignment]
-
-    def store() -> GlyphStore:
-        return context.state["store"]
-
-    def signer() -> Signer:
-        return context.state["signer"]
-
-    def metrics() -> GlyphMetrics:
-        return context.state["metrics"]
+def glyph_routes(context: GlyphsContext) -> list[Route]:
+    settings = context.settings
 
     async def owned(request: web.Request) -> Glyph:
         glyph_id, caller = request.match_info["glyph_id"], current_user(request)
-        found = await store().get(glyph_id)
+        found = await context.runtime.store.get(glyph_id)
         # Another user's glyph is "not found": existence is not revealed.
         if found is None or (found[0] != caller.id and not caller.is_admin):
             raise ProblemError(404, f"no glyph {glyph_id}")
         return found[1]
 
     async def bind(request: web.Request, body: BindRequest) -> BoundGlyph:
-        glyph = await store().bind(current_user(request).id, body)
-        token = signer().sign({
+        glyph = await context.runtime.store.bind(current_user(request).id, body)
+        token = context.runtime.signer.sign({
             "jti": glyph.glyph_id, "source": glyph.source, "target": glyph.target,
             "symbol": glyph.symbol, "priority": glyph.priority,
             "iat": int(glyph.created_at.timestamp()), "exp": int(glyph.expires_at.timestamp())})
-        metrics().binds.inc()
-        metrics().active += 1  # recounted by the health check as bindings expire
+        context.runtime.metrics.binds.inc()
+        context.runtime.metrics.active += 1  # recounted by the health check as bindings expire
         return BoundGlyph(**glyph.model_dump(), token=token)
 
     async def read(request: web.Request) -> Glyph:
         return await owned(request)
 
     async def listing(request: web.Request, query: GlyphListQuery) -> Page[Glyph]:
-        return await store().page(current_user(request).id, query)
+        return await context.runtime.store.page(current_user(request).id, query)
 
     async def validate(request: web.Request, body: ValidateRequest) -> Validation:
-        claims, reason = signer().verify(body.token)
+        claims, reason = context.runtime.signer.verify(body.token)
         glyph = None
         if claims is not None:
-            found = await store().get(claims["jti"])
+            found = await context.runtime.store.get(claims["jti"])
             glyph = found[1] if found else None
             if reason is None and (glyph is None or glyph.revoked_at is not None):
                 reason = "revoked"  # a signed token of a binding no longer (or never) stored
-        metrics().validations.labels(result=reason or "valid").inc()
+        context.runtime.metrics.validations.labels(result=reason or "valid").inc()
         if reason is not None:
-            await store().failed_validation(claims["jti"] if claims else None,
+            await context.runtime.store.failed_validation(claims["jti"] if claims else None,
                                             current_user(request).id, reason)
             return Validation(valid=False, reason=reason, glyph=glyph)
         return Validation(valid=True, reason=None, glyph=glyph)
 
     async def delete(request: web.Request) -> None:
         glyph = await owned(request)
-        if not await store().revoke(glyph.glyph_id, current_user(request).id):
+        if not await context.runtime.store.revoke(glyph.glyph_id, current_user(request).id):
             raise ProblemError(404, f"no active glyph {glyph.glyph_id}")
         if glyph.active:
-            metrics().active -= 1
+            context.runtime.metrics.active -= 1
 
     async def audit_log(request: web.Request, query: AuditQuery) -> Page[AuditEntry]:
-        return await store().audit_page(query)
+        return await context.runtime.store.audit_page(query)
 
     not_found = {404: "no such glyph (or not yours)"}
     return [

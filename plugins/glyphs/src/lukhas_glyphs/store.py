@@ -58,7 +58,8 @@ class GlyphStore:
     async def bind(self, owner: str, request: BindRequest) -> Glyph:
         """Store a binding and its audit entry, committed together."""
         created = clock.now()
-        values = {"id": "gly_" + secrets.token_urlsafe(12), "owner": owner, "source": request.source,
+        values: dict[str, Any] = {
+                  "id": "gly_" + secrets.token_urlsafe(12), "owner": owner, "source": request.source,
                   "target": request.target, "symbol": request.symbol, "priority": request.priority,
                   "context": request.context, "created_at": created,
                   "expires_at": created + timedelta(seconds=request.ttl_seconds), "revoked_at": None}
@@ -125,7 +126,7 @@ class GlyphStore:
     async def active_count(self) -> int:
         return await self.db.read(lambda conn: conn.scalar(
             sa.select(sa.func.count()).select_from(bindings).where(
-                bindings.c.revoked_at.is_(None), bindings.c.expires_at > clock.now())))
+                bindings.c.revoked_at.is_(None), bindings.c.expires_at > clock.now())) or 0)
 
     async def audit_page(self, query: AuditQuery) -> Page[AuditEntry]:
         """Audit entries, newest first, after sealing every count of failed validations."""

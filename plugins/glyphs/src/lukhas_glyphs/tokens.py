@@ -18,12 +18,15 @@ import secrets
 import stat
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import structlog
 
 from . import clock
+
+if TYPE_CHECKING:  # models imports this module
+    from .models import Reason
 
 __all__ = ["MIN_KEY_BYTES", "Signer", "configured_key", "load_or_create_key"]
 
@@ -119,7 +122,7 @@ class Signer:
     def sign(self, claims: dict[str, Any]) -> str:
         return jwt.encode(claims, self.current, algorithm=ALGORITHM, headers={"kid": self.kid})
 
-    def verify(self, token: str) -> tuple[dict[str, Any] | None, str | None]:
+    def verify(self, token: str) -> tuple[dict[str, Any] | None, Reason | None]:
         """`(claims, None)` for a good token, else `(None, reason)` or, past its
         expiry, `(claims, "expired")`."""
         segments = token.split(".")
@@ -129,7 +132,8 @@ class Signer:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
             return None, "malformed"
-        key = self.keys.get(header.get("kid")) if isinstance(header.get("kid"), str) else None
+        kid = header.get("kid")
+        key = self.keys.get(kid) if isinstance(kid, str) else None
         if header.get("alg") != ALGORITHM or key is None:
             return None, "bad_signature"
         try:
