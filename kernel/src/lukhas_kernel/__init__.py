@@ -15,6 +15,7 @@ from ._http.auth import current_user, request_user
 from ._lifecycle.kernel import PLUGIN_API_VERSION, Kernel
 from ._plugin.context import HealthCheck, PluginContext, PluginInfo
 from ._plugin.fields import INPUT_YEARS, IsoDate, JsonInt, Rfc3339Datetime
+from ._plugin.ownership import owned_by
 from ._plugin.pagination import Page, PageQuery, paginate
 from ._plugin.route import Route
 from ._plugin.states import CheckResult, PluginState, PluginView, StartupReport
@@ -56,6 +57,7 @@ __all__ = [
     "UtcDateTime",
     "current_user",
     "hookimpl",
+    "owned_by",
     "paginate",
     "request_id",
     "request_user",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from aiohttp import web
-from lukhas_kernel import Page, PageQuery, ProblemError, Route, current_user
+from lukhas_kernel import Page, PageQuery, ProblemError, Route, current_user, owned_by
 
 from .models import SEED_RANGE, DreamAccepted, DreamJob, DreamRequest, DreamSummary, Mode
 from .runtime import DreamsContext
@@ -36,12 +36,9 @@ def dream_routes(context: DreamsContext) -> list[Route]:
         return DreamAccepted(dream_id=dream_id, status="queued", mode=mode)
 
     async def owned(request: web.Request) -> DreamJob:
-        dream_id, caller = request.match_info["dream_id"], current_user(request)
-        found = await context.runtime.store.get(dream_id)
-        # Another user's dream is "not found": existence is not revealed.
-        if found is None or (found[0] != caller.id and not caller.is_admin):
-            raise ProblemError(404, f"no dream {dream_id}")
-        return found[1]
+        dream_id = request.match_info["dream_id"]
+        return owned_by(current_user(request), await context.runtime.store.get(dream_id),
+                        f"no dream {dream_id}")
 
     async def read(request: web.Request) -> DreamJob:
         return await owned(request)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
-from lukhas_kernel import Page, ProblemError, Route, current_user
+from lukhas_kernel import Page, ProblemError, Route, current_user, owned_by
 
 from .models import (
     AuditEntry,
@@ -24,12 +26,9 @@ def glyph_routes(context: GlyphsContext) -> list[Route]:
     settings = context.settings
 
     async def owned(request: web.Request) -> Glyph:
-        glyph_id, caller = request.match_info["glyph_id"], current_user(request)
-        found = await context.runtime.store.get(glyph_id)
-        # Another user's glyph is "not found": existence is not revealed.
-        if found is None or (found[0] != caller.id and not caller.is_admin):
-            raise ProblemError(404, f"no glyph {glyph_id}")
-        return found[1]
+        glyph_id = request.match_info["glyph_id"]
+        return owned_by(current_user(request), await context.runtime.store.get(glyph_id),
+                        f"no glyph {glyph_id}")
 
     async def bind(request: web.Request, body: BindRequest) -> BoundGlyph:
         glyph = await context.runtime.store.bind(current_user(request).id, body)
@@ -47,20 +46,7 @@ def glyph_routes(context: GlyphsContext) -> list[Route]:
     async def listing(request: web.Request, query: GlyphListQuery) -> Page[Glyph]:
         return await context.runtime.store.page(current_user(request).id, query)
 
-    async def validate(request: web.Request, body: ValidateRequest) -> Validation:
-        claims, reason = context.runtime.signer.verify(body.token)
-        glyph = None
-        if claims is not None:
-            found = await context.runtime.store.get(claims["jti"])
-            glyph = found[1] if found else None
-            if reason is None and (glyph is None or glyph.revoked_at is not None):
-                reason = "revoked"  # a signed token of a binding no longer (or never) stored
-        context.runtime.metrics.validations.labels(result=reason or "valid").inc()
-        if reason is not None:
-            await context.runtime.store.failed_validation(claims["jti"] if claims else None,
-                                            current_user(request).id, reason)
-            return Validation(valid=False, reason=reason, glyph=glyph)
-        return Validation(valid=True, reason=None, glyph=glyph)
+    validate = _validator(context)
 
     async def delete(request: web.Request) -> None:
         glyph = await owned(request)
@@ -87,3 +73,24 @@ def glyph_routes(context: GlyphsContext) -> list[Route]:
         Route("DELETE", f"{PREFIX}/{{glyph_id}}", delete, status=204, errors=not_found,
               summary="Revoke a binding: it stays readable, inactive; its token validates as revoked"),
     ]
+
+
+def _validator(context: GlyphsContext) -> Callable[[web.Request, ValidateRequest], Awaitable[Validation]]:
+    """`POST /validate`: a token's verdict; a failed one is counted and audited."""
+
+    async def validate(request: web.Request, body: ValidateRequest) -> Validation:
+        claims, reason = context.runtime.signer.verify(body.token)
+        glyph = None
+        if claims is not None:
+            found = await context.runtime.store.get(claims["jti"])
+            glyph = found[1] if found else None
+            if reason is None and (glyph is None or glyph.revoked_at is not None):
+                reason = "revoked"  # a signed token of a binding no longer (or never) stored
+        context.runtime.metrics.validations.labels(result=reason or "valid").inc()
+        if reason is not None:
+            await context.runtime.store.failed_validation(claims["jti"] if claims else None,
+                                            current_user(request).id, reason)
+            return Validation(valid=False, reason=reason, glyph=glyph)
+        return Validation(valid=True, reason=None, glyph=glyph)
+
+    return validate
