@@ -45,7 +45,12 @@ def glyph_of(row: Any) -> Glyph:
 class GlyphStore:
     """Reads bindings through a short cache: a validation is a signature check
     and, most of the time, no database round trip. This process's revocations
-    clear it at once; another host's are seen within `cache_ttl_s`."""
+    clear it at once; another host's are seen within `cache_ttl_s`.
+
+    The cache is this process's own, not a kernel cache region: it holds the
+    raw row on the validation hot path, where even a Redis round trip would
+    cost more than the signature check it sits beside.
+    """
 
     def __init__(self, db: Database, cache_ttl_s: float = 0.0, cache_size: int = 100_000,
                  audit_window_s: float = 0.0) -> None:
