@@ -66,7 +66,7 @@ def lukhas_migrations() -> str | os.PathLike[str]:
 
 @hookspec
 async def lukhas_setup(context: PluginContext[Any, Any]) -> None:
-    """Create the plugin's resources (stores, engines) in `context.state`.
+    """Create the plugin's resources (stores, engines) in `context.runtime`.
 
     `context.db` is the kernel's database (``async with context.db.begin()``).
 
