@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from support.cli import add_user, data_dir
 from support.dream_inputs import FRAGMENTS
 from support.glyphs import BIND, audit_verify
 from support.host import serving
+from support.polling import eventually
 from support.urls import get, post
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
@@ -105,9 +105,8 @@ def test_nothing_acknowledged_is_lost_after_kill_9(tmp_path):
     _, admin = add_user(tmp_path, "root", "--admin")
     users = [add_user(tmp_path, name)[0] for name in ("ada", "bo")]
     with serving(tmp_path, ENV, expect_exit=None) as host, Writers(host.url, admin, users) as writers:
-        deadline = time.monotonic() + 60
-        while not writers.enough() and time.monotonic() < deadline and not writers.errors:
-            time.sleep(0.01)
+        eventually(lambda: writers.enough() or writers.errors, 60, interval=0.01,
+                   what="enough writes acknowledged (or a writer failed)")
         host.process.kill()  # SIGKILL mid-traffic: no shutdown, no teardown
         host.process.wait(timeout=15)
     assert not writers.errors, writers.errors
@@ -121,8 +120,8 @@ def test_nothing_acknowledged_is_lost_after_kill_9(tmp_path):
             # An update in flight at the kill may have committed unanswered; never fewer.
             assert stored in (acknowledged, acknowledged + BATCH), (user_id, stored, acknowledged)
         pending = set(writers.dreams)
-        deadline = time.monotonic() + 120
-        while pending and time.monotonic() < deadline:
+
+        def finished() -> bool:
             for dream_id in list(pending):
                 job = read(f"{host.url}/api/v1/dreams/{dream_id}", admin)
                 if job["status"] == "completed":
@@ -131,7 +130,8 @@ def test_nothing_acknowledged_is_lost_after_kill_9(tmp_path):
                 elif job["status"] == "failed":
                     assert job["error"] == "interrupted", job
                     pending.discard(dream_id)
-            time.sleep(0.1)
-        assert not pending, f"{len(pending)} acknowledged dreams never finished after the restart"
+            return not pending
+
+        eventually(finished, 120, interval=0.1, what="every acknowledged dream finished after the restart")
     verified = audit_verify(data_dir(tmp_path))
     assert verified.returncode == 0, verified.stdout + verified.stderr

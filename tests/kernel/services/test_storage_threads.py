@@ -18,6 +18,7 @@ from lukhas_kernel._services.storage import Database, default_url
 from sqlalchemy.exc import OperationalError
 from support.answers import problem
 from support.glyphs import GLYPHS
+from support.polling import eventually_async
 
 BIND = {"source": "user:ada", "target": "doc:q3", "symbol": "LINK"}
 
@@ -56,10 +57,7 @@ async def test_a_write_whose_caller_timed_out_is_rolled_back_and_holds_the_write
     with pytest.raises(TimeoutError):
         await db.write(quick)
     assert order == []
-    for _ in range(100):
-        if order:
-            break
-        await asyncio.sleep(0.02)
+    await eventually_async(lambda: order, 2, interval=0.02, what="the abandoned write ended")
     await db.write(quick)
     assert order == ["slow done", "quick runs"]
     assert stored(tmp_path) == [2]  # the timed-out caller answered 503: its row is not there

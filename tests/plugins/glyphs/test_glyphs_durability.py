@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 
 import pytest
 from support.cli import add_user, data_dir
 from support.glyphs import BIND, audit_verify
 from support.host import serving
+from support.polling import eventually
 from support.urls import get, send
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.both_databases]
@@ -48,9 +48,7 @@ def test_acknowledged_binds_survive_kill_9(tmp_path, database_env):
                    for _ in range(CLIENTS)]
         for client in clients:
             client.start()
-        deadline = time.monotonic() + 30
-        while len(acknowledged) < 200 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        eventually(lambda: len(acknowledged) >= 200, 30, interval=0.01, what="200 binds acknowledged")
         host.process.kill()  # SIGKILL mid-traffic, no shutdown
         host.process.wait(timeout=15)
         stop.set()
