@@ -120,7 +120,9 @@ class PluginLifecycle:
         try:
             module, ms = await self.parts.calls.import_module(self.name, self.record.module)
         except StageError as exc:
-            raise Dropped(Stage.IMPORT, str(exc)) from None
+            # Recorded, not logged: nothing was registered to drop.
+            self.record.fail(Stage.IMPORT, str(exc))
+            return
         self.record.update(module_object=module, phase=Phase.IMPORTED)
         self.record.timed(Stage.IMPORT, ms)
 
