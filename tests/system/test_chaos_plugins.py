@@ -27,8 +27,10 @@ pytestmark = pytest.mark.chaos
 REAL = ("dreams", "vivox", "glyphs", "observability")
 TIMEOUT_S = 0.5
 # Only plugin stages get the short limit: a request limit this short would also
-# cut off healthy plugins' answers on a loaded machine.
-FAST = {"plugin_timeout_s": TIMEOUT_S}
+# cut off healthy plugins' answers on a loaded machine. A healthy plugin's check
+# can still miss it on such a machine, so checks run again every half second and
+# the others are asserted active once a check has passed, not at the first one.
+FAST = {"plugin_timeout_s": TIMEOUT_S, "health_interval_s": TIMEOUT_S}
 BIND = {"source": "user:ada", "target": "doc:q3-report", "symbol": "LINK"}
 
 # The reason each mode leaves, by stage kind (health faults degrade, the others fail).
@@ -97,6 +99,11 @@ def others(plugin: str) -> list[str]:
     return [name for name in REAL if name != plugin]
 
 
+async def others_active(client: Any, plugin: str) -> bool:
+    states = await plugin_states(client)
+    return all(states[name]["state"] == "active" for name in others(plugin))
+
+
 @pytest.mark.parametrize("mode", list(STAGE_REASONS))
 @pytest.mark.parametrize("stage", ["import", "setup", "startup"])
 @pytest.mark.parametrize("plugin", REAL)
@@ -106,7 +113,7 @@ async def test_stage_fault_fails_only_that_plugin(host, plugin, stage, mode):
     reason = f"{stage}: {STAGE_REASONS[mode]}"
     states = await plugin_states(client)
     assert (states[plugin]["state"], states[plugin]["reason"]) == ("failed", reason)
-    assert {name: states[name]["state"] for name in others(plugin)} == dict.fromkeys(others(plugin), "active")
+    await eventually_async(lambda: others_active(client, plugin), what="the others active")
     await refuses(client, plugin, reason)
     for name in others(plugin):
         await serves(client, name)
