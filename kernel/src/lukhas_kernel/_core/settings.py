@@ -110,6 +110,19 @@ class KernelSettings(PluginSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     chaos_enabled: bool = False
     chaos: str = ""
+    # Run-time resilience (docs/plugin-states.md): retries of a failed migrate,
+    # setup or startup stage, per-plugin circuit breakers, crash-loop quarantine.
+    plugin_retries: int = Field(5, ge=0, le=1000)
+    plugin_retry_base_s: float = Field(1.0, gt=0, le=86400)
+    plugin_retry_max_s: float = Field(300.0, gt=0, le=86400)
+    breaker_enabled: bool = True
+    breaker_window_s: float = Field(10.0, gt=0, le=3600)
+    breaker_min_requests: int = Field(20, ge=1, le=1_000_000)
+    breaker_failure_ratio: float = Field(0.5, gt=0, le=1)
+    breaker_cooldown_s: float = Field(10.0, gt=0, le=86400)
+    quarantine_after: int = Field(3, ge=0, le=1000)
+    # How long a stopping host process lets in-flight requests finish.
+    shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
 
     @field_validator("required_plugins", "extra_plugins", "chaos")
     @classmethod
