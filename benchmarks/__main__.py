@@ -20,7 +20,7 @@ from typing import Any
 
 from ._common import BENCH_DIR, BenchError, Figure, machine, progress, within_target
 
-MODULES = ("startup", "auth_throughput", "observability", "dreams", "vivox", "routes", "scale")
+MODULES = ("startup", "auth_throughput", "observability", "dreams", "vivox", "routes", "scale", "breaker")
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 COLUMNS = ("figure", "value", "target", "reference", "ratio", "within target?")

@@ -188,8 +188,10 @@ def test_a_probe_that_does_not_fail_closes_it_with_an_empty_window(breaker: Brea
 
 def test_a_probe_that_fails_opens_it_for_another_cooldown(breaker: Breaker, clock, changes):
     open_it(breaker)
+    assert breaker.admit() == Refusal(OPEN_DETAIL + "10 s", 10)
     clock.now += 10.0
     assert breaker.admit() is None
+    assert breaker.admit() == Refusal(OPEN_DETAIL + "1 s", 1)
     breaker.record(True)
     assert breaker.state is BreakerState.OPEN
     assert breaker.opened_total == 2
@@ -197,6 +199,7 @@ def test_a_probe_that_fails_opens_it_for_another_cooldown(breaker: Breaker, cloc
     # The 20 answers of the first opening have left the window; the probe is the one counted.
     detail = "dreams circuit open: 1 of 1 requests failed in the last 10 s; retry in "
     assert breaker.reason == detail + "10 s"
+    assert breaker.admit() == Refusal(detail + "10 s", 10)  # the new opening's detail
     clock.now += 2.5
     assert breaker.admit() == Refusal(detail + "8 s", 8)
     clock.now += 7.5

@@ -100,7 +100,7 @@ class Breaker:
 
     __slots__ = (
         "_answers", "_clock", "_cooldown_s", "_failures", "_min_requests", "_on_change", "_open_until",
-        "_per_s", "_plugin", "_prefix", "_probing", "_ratio", "_slot", "_state", "_tick",
+        "_per_s", "_plugin", "_prefix", "_probing", "_ratio", "_refusal", "_slot", "_state", "_tick",
         "_total_answers", "_total_failures", "_window_s", "opened_total",
     )
 
@@ -137,6 +137,9 @@ class Breaker:
         self._open_until = 0.0
         self._probing = False
         self._prefix = ""  # the detail of the opening, up to "retry in "
+        # The last refusal made, handed out again while its seconds are the
+        # same: during an outage every request is refused, and it is immutable.
+        self._refusal: Refusal | None = None
         self.opened_total = 0
 
     @property
@@ -166,15 +169,20 @@ class Breaker:
         if state is BreakerState.OPEN:
             left = self._open_until - self._clock()
             if left > 0:
-                seconds = max(1, math.ceil(left - _EPSILON_S))
-                return Refusal(f"{self._prefix}{seconds} s", seconds)
+                return self._refuse(max(1, math.ceil(left - _EPSILON_S)))
             self._probing = True
             self._change(BreakerState.HALF_OPEN)
             return None
         if self._probing:
-            return Refusal(f"{self._prefix}1 s", 1)
+            return self._refuse(1)
         self._probing = True
         return None
+
+    def _refuse(self, seconds: int) -> Refusal:
+        refusal = self._refusal
+        if refusal is None or refusal.retry_after_s != seconds:
+            refusal = self._refusal = Refusal(f"{self._prefix}{seconds} s", seconds)
+        return refusal
 
     def record(self, failed: bool) -> None:
         """Count the answer of an admitted request: `failed` for a 500, 502,
@@ -221,6 +229,7 @@ class Breaker:
             f"{self._plugin} circuit open: {self._total_failures} of {self._total_answers} "
             f"requests failed in the last {_seconds(self._window_s)} s; retry in "
         )
+        self._refusal = None
         self.opened_total += 1
         self._change(BreakerState.OPEN)
 
@@ -228,6 +237,7 @@ class Breaker:
         self._empty()
         self._probing = False
         self._prefix = ""
+        self._refusal = None
         self._change(BreakerState.CLOSED)
 
     def _change(self, state: BreakerState) -> None:
