@@ -10,7 +10,9 @@ from sample_plugins import healthy, startup_raises
 from support.answers import plugin_states, problem
 from support.polling import eventually_async
 
-FAST = {"plugin_timeout_s": 0.5}
+# One start's outcome, with no retry after it (tests/kernel/lifecycle/test_retry.py has those).
+ONCE = {"plugin_retries": 0}
+FAST = {"plugin_timeout_s": 0.5, **ONCE}
 
 
 async def test_active_plugin_serves_and_reports(lukhas_host):
@@ -140,7 +142,7 @@ async def test_import_that_hangs_fails_within_the_timeout(lukhas_host):
 
 async def test_failed_startup_still_tears_down(lukhas_host):
     startup_raises.torn_down.clear()
-    client = await lukhas_host(["sample_plugins.startup_raises"])
+    client = await lukhas_host(["sample_plugins.startup_raises"], **ONCE)
     assert (await plugin_states(client))["startup_raises"]["state"] == "failed"
     await client.close()
     assert startup_raises.torn_down == ["startup_raises"]
@@ -233,7 +235,7 @@ async def test_plugin_cannot_claim_kernel_paths(lukhas_host):
 
 async def test_readyz_follows_required_plugins(lukhas_host):
     client = await lukhas_host(["sample_plugins.healthy", "sample_plugins.setup_raises"],
-                               required_plugins="healthy,setup_raises,absent")
+                               required_plugins="healthy,setup_raises,absent", **ONCE)
     response = await client.get("/readyz")
     assert response.status == 503
     body = await response.json()

@@ -40,7 +40,8 @@ async def test_a_restarted_plugin_can_be_restarted_again(lukhas_host):
 
 
 async def test_restart_of_a_failing_plugin_fails_again_and_its_dependent_stays_skipped(lukhas_host):
-    client = await lukhas_host(["sample_plugins.setup_raises", "sample_plugins.needs_setup_raises"])
+    client = await lukhas_host(["sample_plugins.setup_raises", "sample_plugins.needs_setup_raises"],
+                               plugin_retries=0)
     record = await client.app[KERNEL_KEY].restart("setup_raises")
     assert record.state == "failed"
     assert record.reason.startswith("setup: ")

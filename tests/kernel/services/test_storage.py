@@ -71,7 +71,8 @@ async def test_upgrade_of_an_existing_database_keeps_data(lukhas_host, database_
 
 
 async def test_failing_migration_fails_only_that_plugin(lukhas_host, database_url, backend):
-    client = await lukhas_host(["sample_plugins.broken_migration", "sample_plugins.notes"])
+    client = await lukhas_host(["sample_plugins.broken_migration", "sample_plugins.notes"],
+                               plugin_retries=0)
     states = await plugin_states(client)
     assert states["broken_migration"]["state"] == "failed"
     assert states["broken_migration"]["reason"] == {  # the database's own words
@@ -88,7 +89,8 @@ async def test_without_auto_migrate_an_outdated_plugin_fails(lukhas_host, tmp_pa
     data_dir = tmp_path / "d"
     first = await lukhas_host([], data_dir=data_dir)  # kernel tables only
     await first.close()
-    client = await lukhas_host(["sample_plugins.notes"], data_dir=data_dir, auto_migrate=False)
+    client = await lukhas_host(["sample_plugins.notes"], data_dir=data_dir, auto_migrate=False,
+                               plugin_retries=0)
     item = (await plugin_states(client))["notes"]
     assert item["state"] == "failed"
     assert item["reason"] == ("migrate: StorageError: notes tables are at revision None, "

@@ -39,14 +39,17 @@ def chaos_plan(settings: KernelSettings, log: Any) -> ChaosPlan:
 async def load_kernel(
     settings: KernelSettings, config: dict[str, Any], *, env_file: str | None = ".env",
     installed: bool = True, set_up: bool = True, storage: bool = True, first_admin: bool = True,
+    hosting: bool = False,
 ) -> Kernel:
     """A kernel with plugins loaded: imported and registered, then set up
     unless `set_up` is False. Without `storage` no database is opened (only
-    for reading plugins' declarations). Raises SettingsError or StorageError."""
+    for reading plugins' declarations). A `hosting` kernel is a host's: it
+    retries, keeps circuit breakers and counts its starts for quarantine.
+    Raises SettingsError or StorageError."""
     chaos = chaos_plan(settings, structlog.get_logger("lukhas.kernel"))
     services = await Services.open(settings, create_admin=first_admin) if storage else None
     kernel = Kernel(settings, config, services=services, env_file=env_file, installed=installed,
-                    chaos=chaos)
+                    chaos=chaos, hosting=hosting)
     try:
         await kernel.load(set_up=set_up)
     except BaseException:
@@ -61,7 +64,7 @@ async def create_app(
 ) -> web.Application:
     """Load every plugin, then build the app; its start-up runs the plugins'."""
     return build_app(await load_kernel(settings, config, env_file=env_file, installed=installed,
-                                       first_admin=first_admin))
+                                       first_admin=first_admin, hosting=True))
 
 
 async def migrate_plugins(kernel: Kernel, *, upgrade: bool = True) -> dict[str, str]:

@@ -11,15 +11,34 @@ from pydantic import BaseModel, ValidationError
 
 from .redaction import redact
 
-__all__ = ["Problem", "ProblemError", "problem_response", "validation_problem"]
+__all__ = ["Problem", "ProblemError", "problem_response", "problem_type", "validation_problem"]
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE = "urn:lukhas:problem:"
+
+#: The kind of problem a status means when the raiser names none. Every 503
+#: names its own kind (failed, retrying, circuit-open, storage-unavailable…).
+_SLUG_OF_STATUS = {
+    400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+    405: "method-not-allowed", 408: "timeout", 409: "conflict", 413: "payload-too-large",
+    414: "uri-too-long", 422: "validation", 429: "rate-limited", 504: "timeout",
+}
+
+
+def problem_type(slug: str) -> str:
+    """The `type` URI of a kind of problem: `urn:lukhas:problem:<slug>`."""
+    return PROBLEM_TYPE + slug
+
+
+def _type_of(status: int) -> str:
+    slug = _SLUG_OF_STATUS.get(status) or ("internal" if status >= 500 else "bad-request")
+    return PROBLEM_TYPE + slug
 
 
 class Problem(BaseModel):
     """The problem+json body (documented in OpenAPI as a component)."""
 
-    type: str = "about:blank"
+    type: str = "urn:lukhas:problem:internal"
     title: str
     status: int
     detail: str
@@ -34,14 +53,14 @@ class ProblemError(Exception):
         status: int,
         detail: str,
         *,
-        type: str = "about:blank",
+        type: str | None = None,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
-        self.type = type
+        self.type = type or _type_of(status)
         self.errors = errors
         self.headers = headers or {}
 
@@ -50,12 +69,13 @@ def problem_response(
     status: int,
     detail: str,
     *,
-    type: str = "about:blank",
+    type: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
+    """A problem+json answer; `type` defaults to the kind `status` means."""
     body: dict[str, Any] = {
-        "type": type,
+        "type": type or _type_of(status),
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": redact(detail),  # it may quote the request's path

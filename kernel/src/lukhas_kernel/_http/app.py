@@ -14,10 +14,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_urldispatcher import MatchInfoError
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from .._core.logging import server_logger
-from .._core.problems import ProblemError, from_exception, problem_response
+from .._core.problems import ProblemError, from_exception, problem_response, problem_type
+from .._lifecycle.breaker import Breaker
 from .._lifecycle.kernel import Kernel
 from .._lifecycle.records import PluginRecord
 from .._lifecycle.routes import Mounted
@@ -72,16 +74,21 @@ def request_id(request: web.Request) -> str | None:
     return request.get(REQUEST_ID_KEY)
 
 
-def _gate(record: PluginRecord) -> web.Response:
+def _gate(kernel: Kernel, record: PluginRecord) -> web.Response:
     """The answer for a plugin's routes while it does not serve (docs/plugin-states.md)."""
-    if record.state is PluginState.DISABLED:
-        return problem_response(403, f"{record.name} subsystem is not enabled",
-                                type="urn:lukhas:problem:subsystem-disabled")
-    if record.state is PluginState.SKIPPED:
-        return problem_response(503, f"{record.name} subsystem skipped: {record.reason}",
-                                type="urn:lukhas:problem:subsystem-skipped")
-    return problem_response(503, f"{record.name} subsystem failed: {record.reason}",
-                            type="urn:lukhas:problem:subsystem-failed")
+    name, state = record.name, record.state
+    if state is PluginState.DISABLED:
+        return problem_response(403, f"{name} subsystem is not enabled",
+                                type=problem_type("disabled"))
+    if state is PluginState.RETRYING:
+        detail, after = kernel.retrying_detail(record)
+        return problem_response(503, detail, type=problem_type("retrying"),
+                                headers={"Retry-After": str(after)})
+    if state is PluginState.PENDING:  # an attempt at bringing it up is running
+        return problem_response(503, f"{name} subsystem restarting", type=problem_type("retrying"),
+                                headers={"Retry-After": "1"})
+    slug = {PluginState.SKIPPED: "skipped", PluginState.QUARANTINED: "quarantined"}.get(state, "failed")
+    return problem_response(503, f"{name} subsystem {slug}: {record.reason}", type=problem_type(slug))
 
 
 def _to_problem(request: web.Request, exc: Exception, owner: PluginRecord | None) -> web.StreamResponse:
@@ -136,6 +143,10 @@ def build_app(kernel: Kernel) -> web.Application:
             route, settings.request_timeout_s, guard=guard_for(route, services.limits)))
     for key in kernel.table.mounted:
         app.router.add_route(key[0], key[1], _plugin_handler(kernel, services.limits, key))
+    late = _late_routes(kernel, services.limits)
+    for prefix in kernel.table.plugin_prefixes():
+        app.router.add_route("*", prefix, late)
+        app.router.add_route("*", prefix + "/{tail:.*}", late)
     mounted: list[tuple[str | None, Route]] = [(None, r) for r in own]
     mounted += [(entry.plugin, entry.route) for entry in kernel.table.mounted.values()]
     add_docs_routes(app, mounted)
@@ -185,7 +196,7 @@ def _middlewares(kernel: Kernel, services: Services) -> list[Middleware]:
             if needs_token(request.path):
                 request[USER_KEY] = await authenticate(request, services.accounts)
             if owner is not None and not owner.state.serving:
-                return _gate(owner)
+                return _gate(kernel, owner)
             if (request.content_length or 0) > settings.max_body_bytes:
                 return problem_response(413, "the request body is larger than LUKHAS_MAX_BODY_BYTES")
             return await handler(request)
@@ -214,7 +225,8 @@ def _middlewares(kernel: Kernel, services: Services) -> list[Middleware]:
 
 def _plugin_handler(kernel: Kernel, limits: RateLimits, key: tuple[str, str]) -> Handler:
     """The aiohttp handler of one plugin route: the route as its plugin last
-    mounted it, wrapped at its first request after each mount."""
+    mounted it, wrapped at its first request after each mount, behind the
+    plugin's circuit breaker."""
     table, timeout_s = kernel.table, kernel.settings.request_timeout_s
 
     def wrapped(entry: Mounted) -> Handler:
@@ -230,7 +242,73 @@ def _plugin_handler(kernel: Kernel, limits: RateLimits, key: tuple[str, str]) ->
         if entry is None:  # the plugin no longer has this route
             raise web.HTTPNotFound()
         handler: Handler = entry.handler or wrapped(entry)
-        return await handler(request)
+        breaker = kernel.plugins[entry.plugin].breaker
+        if breaker is None:
+            return await handler(request)
+        return await _through_breaker(breaker, handler, request)
+
+    return handle
+
+
+#: Answers that count as a plugin's failure for its breaker; 4xx never do.
+_FAILURES = frozenset({500, 502, 503, 504})
+
+
+async def _through_breaker(breaker: Breaker, handler: Handler, request: web.Request) -> web.StreamResponse:
+    """Call `handler` unless the breaker refuses; tell the breaker how it went."""
+    refusal = breaker.admit()
+    if refusal is not None:
+        return problem_response(503, refusal.detail, type=problem_type("circuit-open"),
+                                headers={"Retry-After": str(refusal.retry_after_s)})
+    try:
+        response = await handler(request)
+    except (ProblemError, web.HTTPException) as exc:
+        breaker.record(exc.status in _FAILURES)
+        raise
+    except (IntegrityError, DataError):  # answered 409 and 422: the client's doing
+        breaker.record(False)
+        raise
+    except Exception:  # answered 500 or 503
+        breaker.record(True)
+        raise
+    except BaseException:  # cancelled: the client went away, nothing to count
+        breaker.release()
+        raise
+    breaker.record(response.status in _FAILURES)
+    return response
+
+
+def _late_routes(kernel: Kernel, limits: RateLimits) -> Handler:
+    """The catch-all at the end of every plugin prefix. aiohttp's router is
+    frozen once the app starts, but a plugin can mount its routes later (a
+    retry or a restart brings it up): such a request is resolved against the
+    plugin's routes as currently mounted. Paths with a route of their own at
+    build time never get here."""
+    routers: dict[str, tuple[tuple[int, ...], web.UrlDispatcher]] = {}
+
+    def router_of(plugin: str) -> web.UrlDispatcher:
+        entries = {key: entry for key, entry in kernel.table.mounted.items() if entry.plugin == plugin}
+        stamp = tuple(map(id, entries.values()))
+        cached = routers.get(plugin)
+        if cached is None or cached[0] != stamp:
+            router = web.UrlDispatcher()
+            for method, path in entries:
+                router.add_route(method, path, _plugin_handler(kernel, limits, (method, path)))
+            cached = routers[plugin] = (stamp, router)
+        return cached[1]
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        owner = kernel.table.owner_of(request.path)
+        if owner is None:
+            raise web.HTTPNotFound()
+        match = await router_of(owner).resolve(request)
+        match.add_app(request.app)
+        # What aiohttp's own dispatch does: handlers and middlewares read the
+        # route and its path parameters from here.
+        request._match_info = match  # type: ignore[assignment]
+        if isinstance(match, MatchInfoError):
+            raise match.http_exception
+        return await match.handler(request)
 
     return handle
 

@@ -78,8 +78,8 @@ def wrap_handler(
             if not deadline.expired():
                 raise
             raise ProblemError(
-                503, f"{route.operation} did not answer within {timeout_s:g}s"
-            ) from None
+                503, f"{route.operation} did not answer within {timeout_s:g}s",
+                type="urn:lukhas:problem:timeout") from None
         response = _serialise(result, route.status)
         if headers:
             response.headers.update(headers)

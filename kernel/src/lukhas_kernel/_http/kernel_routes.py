@@ -14,6 +14,8 @@ from .._plugin.route import Route
 from .._plugin.states import PluginState, PluginView
 from .._services.accounts import Accounts
 from .auth import current_user
+from .chaos_routes import chaos_routes
+from .plugin_admin_routes import plugin_admin_routes
 
 __all__ = ["kernel_routes"]
 
@@ -86,7 +88,8 @@ def kernel_routes(kernel: Kernel) -> list[Route]:
     if kernel.services is None:
         raise ValueError("the kernel's routes need its services")
     return [*_health_routes(kernel), _plugins_route(kernel),
-            _profile_route(kernel, kernel.services.accounts), *_flag_routes(kernel)]
+            _profile_route(kernel, kernel.services.accounts), *_flag_routes(kernel),
+            *plugin_admin_routes(kernel), *chaos_routes(kernel)]
 
 
 def _health_routes(kernel: Kernel) -> list[Route]:

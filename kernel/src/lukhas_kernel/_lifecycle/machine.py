@@ -16,7 +16,7 @@ teardown has not run), even for a plugin dropped after setup.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from .._plugin.route import Route
 from .._plugin.states import PluginState, Stage
 from .._plugin.view import KernelView
 from .._services.bundle import Services
+from .breaker import Breaker
 from .calls import PluginCalls
 from .discovery import valid_prefix
 from .hooks import PluginHooks
@@ -47,11 +48,18 @@ AnyContext = PluginContext[Any, Any]
 
 
 class Dropped(Exception):
-    """A transition failed: the plugin leaves the lifecycle at `stage`."""
+    """A transition failed: the plugin leaves the lifecycle at `stage`.
+    `retriable` when the plugin's own migrate, setup or startup code failed
+    (perhaps on something transient), not the kernel's checks around it."""
 
-    def __init__(self, stage: Stage, reason: str, state: PluginState = PluginState.FAILED) -> None:
+    def __init__(self, stage: Stage, reason: str, state: PluginState = PluginState.FAILED,
+                 *, retriable: bool = False) -> None:
         super().__init__(reason)
-        self.stage, self.reason, self.state = stage, reason, state
+        self.stage, self.reason, self.state, self.retriable = stage, reason, state, retriable
+
+
+async def _no_mark(plugin: str, stage: Stage) -> None:
+    """Where nothing is recorded (no storage, or not a serving host)."""
 
 
 @dataclass
@@ -67,6 +75,9 @@ class KernelParts:
     calls: PluginCalls
     table: RouteTable
     view: KernelView
+    #: Records durably that `plugin`'s `stage` is under way, before it runs
+    #: (crash-loop quarantine: a process that dies during it is seen later).
+    mark: Callable[[str, Stage], Awaitable[None]] = field(default=_no_mark)
     #: Plugins in the order their setup last returned (teardown runs in reverse).
     set_up_order: list[str] = field(default_factory=list)
 
@@ -80,14 +91,18 @@ class PluginLifecycle:
         self.context: AnyContext | None = None
         self.teardown_owed = False
         self._teardown: Callable[..., Any] | None = None
+        #: Its routes' circuit breaker, set by the kernel when breakers are on.
+        self.breaker: Breaker | None = None
 
     @property
     def name(self) -> str:
         return self.record.name
 
-    def drop(self, stage: Stage, reason: str, state: PluginState = PluginState.FAILED) -> None:
+    def drop(self, stage: Stage, reason: str, state: PluginState = PluginState.FAILED,
+             *, retriable: bool = False) -> None:
         """Record the failure and unregister the plugin's hooks (teardown stays owed)."""
         self.record.fail(stage, reason, state)
+        self.record.update(retriable=retriable)
         self.parts.hooks.unregister(self.name)
         if self.record.phase > Phase.IMPORTED:
             self.record.update(phase=Phase.IMPORTED)
@@ -101,7 +116,7 @@ class PluginLifecycle:
             if inspect.isawaitable(result):
                 await result
         except Dropped as dropped:
-            self.drop(dropped.stage, dropped.reason, dropped.state)
+            self.drop(dropped.stage, dropped.reason, dropped.state, retriable=dropped.retriable)
             return False
         return True
 
@@ -117,6 +132,7 @@ class PluginLifecycle:
     # -- up ------------------------------------------------------------------
 
     async def import_module(self) -> None:
+        await self.parts.mark(self.name, Stage.IMPORT)
         try:
             module, ms = await self.parts.calls.import_module(self.name, self.record.module)
         except StageError as exc:
@@ -194,6 +210,7 @@ class PluginLifecycle:
     async def migrate(self) -> None:
         """Bring the plugin's tables to head (or check them)."""
         declared = self.parts.hooks.implementation("lukhas_migrations", self.name)
+        await self.parts.mark(self.name, Stage.MIGRATE)
         if declared is not None:
             services = self.parts.services
             assert services is not None, "setting plugins up needs storage"
@@ -203,7 +220,7 @@ class PluginLifecycle:
                     self.name, None,
                     lambda: services.db.migrate(self.name, Path(declared()), upgrade=upgrade))
             except StageError as exc:
-                raise Dropped(Stage.MIGRATE, str(exc)) from None
+                raise Dropped(Stage.MIGRATE, str(exc), retriable=True) from None
             self.record.timed(Stage.MIGRATE, ms)
         self.record.update(phase=Phase.MIGRATED)
 
@@ -232,13 +249,14 @@ class PluginLifecycle:
         self.record.update(phase=Phase.STARTED)
 
     async def _call(self, stage: Stage, hook: str) -> None:
+        await self.parts.mark(self.name, stage)
         function = self.parts.hooks.implementation(hook, self.name)
         context = self.context
         try:
             _, ms = await self.parts.calls.run(
                 self.name, stage, (lambda: function(context=context)) if function else (lambda: None))
         except StageError as exc:
-            raise Dropped(stage, str(exc)) from None
+            raise Dropped(stage, str(exc), retriable=True) from None
         self.record.timed(stage, ms)
 
     # -- down ----------------------------------------------------------------
@@ -273,11 +291,14 @@ class PluginLifecycle:
         if not record.state.serving:
             return
         fallback = self.context.degraded_reason if self.context else None
-        reasons = [f"health: {record.health_problem}" if record.health_problem else "",
+        breaker = self.breaker.reason if self.breaker else None
+        reasons = [breaker or "",
+                   f"health: {record.health_problem}" if record.health_problem else "",
                    f"fallback: {fallback}" if fallback else ""]
         reason = "; ".join(r for r in reasons if r)
         record.update(state=PluginState.DEGRADED if reason else PluginState.ACTIVE,
-                      stage=Stage.HEALTH if record.health_problem else None, reason=reason or None)
+                      stage=Stage.HEALTH if record.health_problem else Stage.REQUEST if breaker else None,
+                      reason=reason or None)
 
     # -- run time ------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import ModuleType
 from typing import Any
 
@@ -53,6 +54,14 @@ class PluginRecord:
     health_checks: dict[str, CheckResult] = field(default_factory=dict)
     # While disabled at run time: the state, stage and reason to return to.
     paused: tuple[PluginState, Stage | None, str | None] | None = None
+    # Attempts made at the failing stage since the plugin last came up, and
+    # while retrying when the next is due (wall clock, for the API).
+    attempts: int = 0
+    # The last failure was the plugin's own migrate, setup or startup code.
+    retriable: bool = False
+    next_attempt_at: datetime | None = None
+    breaker: str = "closed"
+    breaker_opened: int = 0
     revision: int = 0
 
     def update(self, **changes: Any) -> None:
@@ -93,4 +102,8 @@ def view_of(record: PluginRecord) -> PluginView:
         stages_ms=record.startup_ms,
         routes=record.routes,
         health_checks=record.health_checks,
+        attempts=record.attempts,
+        next_attempt_at=record.next_attempt_at,
+        breaker=record.breaker,
+        breaker_opened=record.breaker_opened,
     )

@@ -60,6 +60,10 @@ class RouteTable:
                 raise RoutesRefused(f"route prefix {prefix} clashes with {claimed}, claimed by {first}")
         self._claims[prefix] = plugin
 
+    def plugin_prefixes(self) -> list[str]:
+        """Every prefix a plugin has claimed."""
+        return [prefix for prefix, owner in self._claims.items() if owner != _KERNEL]
+
     def owner_of(self, path: str) -> str | None:
         """The plugin whose prefix holds `path` (prefixes never overlap)."""
         for prefix, owner in self._claims.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -20,6 +21,10 @@ class PluginState(enum.StrEnum):
     DISABLED = "disabled"
     FAILED = "failed"
     SKIPPED = "skipped"
+    #: A migrate, setup or startup attempt failed and another is scheduled.
+    RETRYING = "retrying"
+    #: It failed too many consecutive host starts; it is not imported.
+    QUARANTINED = "quarantined"
 
     @property
     def serving(self) -> bool:
@@ -62,6 +67,14 @@ class PluginView(BaseModel):
     stages_ms: dict[str, float]
     routes: list[str]
     health_checks: dict[str, CheckResult]
+    #: Attempts made at the failing stage since the plugin last came up.
+    attempts: int = 0
+    #: When the next attempt is due (RFC 3339), while retrying.
+    next_attempt_at: datetime | None = None
+    #: Its routes' circuit breaker: closed, open or half_open.
+    breaker: str = "closed"
+    #: How often that breaker opened in this host process.
+    breaker_opened: int = 0
 
 
 class _Stated(Protocol):
@@ -98,5 +111,6 @@ class StartupReport(BaseModel):
             initialized_systems=serving,
             disabled=[p.name for p in everything if p.state is PluginState.DISABLED],
             failed={p.name: p.reason or "" for p in enabled
-                    if p.state in (PluginState.FAILED, PluginState.SKIPPED)},
+                    if p.state in (PluginState.FAILED, PluginState.SKIPPED,
+                                   PluginState.RETRYING, PluginState.QUARANTINED)},
         )

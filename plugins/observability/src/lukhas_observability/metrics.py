@@ -8,7 +8,8 @@ answered by any worker, exports each such family as merged over every worker
 included (totals never go down). Families counted in the shared database
 (dream jobs by status, active bindings) or taken from the kernel's view
 (plugin info and state: the same plugins and settings in every worker, flags
-followed within about 1 s; health checks) come from the answering worker once,
+followed within about 1 s; health checks; circuit breakers, which each worker
+keeps for itself) come from the answering worker once,
 never summed; per-process gauges are Gauge objects with a deliberate mode
 (requests in flight "livesum", start-up times "livemax"); process_* are left
 out (see the plugin's set-up).
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 import structlog
 from lukhas_kernel import PluginState, PluginView
 from prometheus_client import Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -45,6 +46,8 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 LABELS = ("route", "method", "status", "plugin")
 _DURATION = "lukhas_http_request_duration_seconds"
 _STATES = [state for state in PluginState if state is not PluginState.PENDING]
+#: `lukhas_plugin_breaker_state` values, as the breaker's states are named in `/api/v1/plugins`.
+_BREAKER_STATES = {"closed": 0, "open": 1, "half_open": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +168,14 @@ def plugin_families(plugins: Iterable[PluginView]) -> Iterator[Metric]:
     check_passed = GaugeMetricFamily("lukhas_plugin_health_check_passed",
                                      "1 if the health check passed at its last run, else 0",
                                      labels=["plugin", "check"])
+    breaker = GaugeMetricFamily("lukhas_plugin_breaker_state",
+                                "Each plugin's circuit breaker: 0 closed, 1 open, 2 half open",
+                                labels=["plugin"])
+    opened = CounterMetricFamily("lukhas_plugin_breaker_opened",
+                                 "How often each plugin's circuit breaker opened", labels=["plugin"])
     for plugin in plugins:
+        breaker.add_metric([plugin.name], _BREAKER_STATES.get(plugin.breaker, 0))
+        opened.add_metric([plugin.name], plugin.breaker_opened)
         info.add_metric([plugin.name], {"version": plugin.version or "",
                                         "distribution": plugin.distribution or ""})
         for candidate in _STATES:
@@ -175,7 +185,7 @@ def plugin_families(plugins: Iterable[PluginView]) -> Iterator[Metric]:
         for check, result in plugin.health_checks.items():
             check_seconds.add_metric([plugin.name, check], result.ms / 1000)
             check_passed.add_metric([plugin.name, check], float(result.passed))
-    yield from (info, state, startup, check_seconds, check_passed)
+    yield from (info, state, startup, check_seconds, check_passed, breaker, opened)
 
 
 class StartupGauge:
