@@ -7,7 +7,7 @@ Importing this package has no side effects; discovery happens in
 import pluggy
 
 from ._cli.common import with_database
-from ._core.problems import ProblemError
+from ._core.problems import ProblemError, problem_type
 from ._core.settings import KernelSettings, PluginSettings, SettingsError
 from ._core.version import KERNEL_VERSION
 from ._http.app import request_id
@@ -59,6 +59,7 @@ __all__ = [
     "hookimpl",
     "owned_by",
     "paginate",
+    "problem_type",
     "request_id",
     "request_user",
     "with_database",

@@ -147,9 +147,9 @@ def build_app(kernel: Kernel) -> web.Application:
     for prefix in kernel.table.plugin_prefixes():
         app.router.add_route("*", prefix, late)
         app.router.add_route("*", prefix + "/{tail:.*}", late)
-    mounted: list[tuple[str | None, Route]] = [(None, r) for r in own]
-    mounted += [(entry.plugin, entry.route) for entry in kernel.table.mounted.values()]
-    add_docs_routes(app, mounted)
+    kernel_own: list[tuple[str | None, Route]] = [(None, r) for r in own]
+    add_docs_routes(app, lambda: kernel_own + [(entry.plugin, entry.route)
+                                               for entry in kernel.table.mounted.values()])
 
     async def start(app: web.Application) -> None:
         await kernel.start()

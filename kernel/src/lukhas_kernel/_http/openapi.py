@@ -7,7 +7,7 @@ the models' schemas go into `components.schemas` unchanged.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -136,15 +136,23 @@ def _problems(plugin: str | None, route: Route) -> dict[int, list[str]]:
 
 
 
-def add_docs_routes(app: web.Application, mounted: list[tuple[str | None, Route]]) -> None:
-    """Mount `/openapi.json`, `/docs` and the Swagger UI assets (no CDN)."""
-    # Built on first request, not at start-up: it costs as much as loading a plugin.
-    cache: list[str] = []
+def add_docs_routes(app: web.Application, mounted: Callable[[], list[tuple[str | None, Route]]]) -> None:
+    """Mount `/openapi.json`, `/docs` and the Swagger UI assets (no CDN).
+
+    `mounted()` lists the routes in force, by owner (None for the kernel):
+    a plugin brought up after start-up (a retry, a restart) adds its own.
+    """
+    # Built on first request, not at start-up: it costs as much as loading a
+    # plugin; built again only when the routes in force changed.
+    cache: dict[tuple[int, ...], str] = {}
 
     async def spec(request: web.Request) -> web.Response:
-        if not cache:
-            cache.append(json.dumps(openapi_document(mounted, KERNEL_VERSION)))
-        return web.Response(text=cache[0], content_type="application/json")
+        routes = mounted()
+        key = tuple(id(route) for _, route in routes)
+        if key not in cache:
+            cache.clear()
+            cache[key] = json.dumps(openapi_document(routes, KERNEL_VERSION))
+        return web.Response(text=cache[key], content_type="application/json")
 
     async def docs(request: web.Request) -> web.Response:
         return web.Response(text=_DOCS_HTML, content_type="text/html")

@@ -369,6 +369,10 @@ class Kernel:
     async def stop(self) -> None:
         """Cancel retries; tear plugins down in reverse set-up order, each within the timeout."""
         await self.retries.close()
+        # A plugin still retrying, or mid-attempt, did not fail this start: its
+        # stage marker goes, so the next start does not take it for a crash.
+        await asyncio.gather(*(self._ended(name, "uncounted") for name, plugin in self.plugins.items()
+                               if plugin.record.state in (PluginState.RETRYING, PluginState.PENDING)))
         for name in reversed(self.parts.set_up_order):
             await self.plugins[name].tear_down()
         self.parts.set_up_order.clear()
