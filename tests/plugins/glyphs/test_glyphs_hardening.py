@@ -232,7 +232,7 @@ async def test_short_key_file_fails_the_plugin_naming_it(lukhas_host, tmp_path, 
     path.write_bytes(content)
     path.chmod(0o600)
     with structlog.testing.capture_logs() as events:
-        client = await lukhas_host([HEALTHY, GLYPHS])
+        client = await lukhas_host([HEALTHY, GLYPHS], plugin_retries=0)  # the outcome of one attempt
     states = await plugin_states(client)
     glyphs = states["glyphs"]
     assert glyphs["state"] == "failed"
@@ -278,7 +278,7 @@ async def test_key_file_others_can_read_is_warned_about(lukhas_host, tmp_path):
 async def test_short_signing_key_variable_is_refused_naming_it(lukhas_host, monkeypatch, tmp_path):
     monkeypatch.setenv("LUKHAS_GLYPH_SIGNING_KEY", "k" * 31)
     with structlog.testing.capture_logs() as events:
-        client = await lukhas_host([HEALTHY, GLYPHS])
+        client = await lukhas_host([HEALTHY, GLYPHS], plugin_retries=0)  # the outcome of one attempt
     states = await plugin_states(client)
     glyphs = states["glyphs"]
     assert glyphs["state"] == "failed"

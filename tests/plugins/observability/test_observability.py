@@ -120,7 +120,8 @@ async def test_rate_limited_requests_and_in_flight(lukhas_host):
 
 async def test_plugin_state_series_follow_failed_disabled_and_degraded_plugins(lukhas_host, monkeypatch):
     monkeypatch.setenv("HEALTHY_ENABLED", "false")
-    client = await lukhas_host([OBS, HEALTHY, "sample_plugins.setup_raises", "sample_plugins.health_raises"])
+    client = await lukhas_host([OBS, HEALTHY, "sample_plugins.setup_raises", "sample_plugins.health_raises"],
+                               plugin_retries=0)
     samples = await scrape(client)
 
     def state_of(plugin: str) -> list[str]:
@@ -293,7 +294,7 @@ async def test_status_page_in_a_real_browser_shows_every_plugin_and_its_state(
         lukhas_host, monkeypatch, tmp_path):
     monkeypatch.setenv("HEALTHY_ENABLED", "false")
     client = await lukhas_host([OBS, HEALTHY, "sample_plugins.setup_raises", "sample_plugins.health_raises",
-                                "sample_plugins.fallback"])
+                                "sample_plugins.fallback"], plugin_retries=0)
     for _ in range(3):
         await client.get("/api/v1/health_raises/ping")
     text = await visible_text(str(client.make_url("/status")), tmp_path)
@@ -365,7 +366,7 @@ async def test_disabled_at_run_time_stops_counting_until_enabled_again(lukhas_ho
 
 
 async def test_failed_observability_answers_503_and_the_rest_serves(lukhas_host):
-    client = await lukhas_host([OBS, HEALTHY], chaos="observability:setup:raise")
+    client = await lukhas_host([OBS, HEALTHY], chaos="observability:setup:raise", plugin_retries=0)
     body = await problem(await client.get("/status"), 503)
     assert body["detail"] == "observability subsystem failed: setup: ChaosError: injected raise"
     await problem(await client.get("/metrics"), 503)
@@ -402,3 +403,21 @@ def test_traffic_window_compares_with_a_sample_about_a_window_old():
     assert traffic["a"].error_share == pytest.approx(6 / 130)
     assert traffic["a"].p95_ms == pytest.approx(BUCKETS[0] * 0.95 * 1000)
     assert traffic["b"].requests_per_s == pytest.approx(9 / 60)
+
+
+async def test_breaker_series_follow_a_plugins_breaker(lukhas_host):
+    client = await lukhas_host([OBS, "sample_plugins.handler_raises"], breaker_min_requests=2)
+
+    async def breaker_samples() -> dict[str, float]:
+        text = await (await client.get("/metrics")).text()
+        return {f"{sample.name}:{sample.labels['plugin']}": sample.value
+                for family in text_string_to_metric_families(text)
+                if family.name.startswith("lukhas_plugin_breaker")
+                for sample in family.samples if sample.labels.get("plugin") == "handler_raises"}
+
+    assert await breaker_samples() == {"lukhas_plugin_breaker_state:handler_raises": 0,
+                                       "lukhas_plugin_breaker_opened_total:handler_raises": 0}
+    for _ in range(2):
+        await problem(await client.get("/api/v1/handler_raises/broken"), 500)
+    assert await breaker_samples() == {"lukhas_plugin_breaker_state:handler_raises": 1,
+                                       "lukhas_plugin_breaker_opened_total:handler_raises": 1}
