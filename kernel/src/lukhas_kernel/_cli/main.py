@@ -98,7 +98,7 @@ def serve(host: str | None, port: int | None, workers: int | None, worker_fd: in
         return application
 
     try:
-        serve_app(app(), sock, ConnectionLimits.of(settings))
+        serve_app(app(), sock, ConnectionLimits.of(settings), settings.shutdown_grace_s)
     except SettingsError as exc:
         _fail(str(exc), 2)
     except StorageError as exc:

@@ -7,8 +7,11 @@ N workers as fresh interpreters (`python -m lukhas_kernel serve --worker-fd
 worker loads every plugin itself and accepts on the inherited socket; the
 kernel hands each connection to whichever worker accepts it first.
 
-The parent supervises: SIGINT or SIGTERM stops every worker gracefully (they
-get SIGTERM, then SIGKILL after STOP_WAIT_S) and the parent exits 0; a worker
+The parent supervises: SIGINT or SIGTERM stops every worker gracefully (the
+parent closes its copy of the listening socket, the workers get SIGTERM and
+each closes its own, so new connections are refused from then on; each
+worker drains for up to LUKHAS_SHUTDOWN_GRACE_S; one still running well past
+that gets SIGKILL) and the parent exits 0; a worker
 that dies while serving is replaced, at most RESTARTS times per
 RESTART_WINDOW_S (later ones wait); a worker that cannot start during the
 first start stops them all, and the parent exits with its one-line reason.
@@ -56,7 +59,8 @@ __all__ = ["MULTIPROC_ENV", "CannotStart", "Supervisor", "prepare", "serve_worke
 
 #: The variable prometheus-client reads at import to share metrics through files.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-#: How long stopping waits for the workers' graceful shutdown before SIGKILL.
+#: How long stopping waits, beyond the draining, for the workers to tear
+#: their plugins down before SIGKILL.
 STOP_WAIT_S = 20.0
 #: At most RESTARTS replacements within RESTART_WINDOW_S; further ones wait.
 RESTARTS = 5
@@ -120,7 +124,7 @@ def serve_worker(settings: KernelSettings, config: dict[str, Any], listen_fd: in
         return application
 
     try:
-        serve_app(app(), sock, ConnectionLimits.of(settings))
+        serve_app(app(), sock, ConnectionLimits.of(settings), settings.shutdown_grace_s)
     except SettingsError as exc:
         report(f"failed 2 {exc}")
         sys.exit(2)
@@ -307,18 +311,31 @@ class Supervisor:
                         retry_in_s=round(self._restarts[0] + RESTART_WINDOW_S - now, 1),
                         reason=f"more than {RESTARTS} restarts within {RESTART_WINDOW_S:.0f} s")
 
+    def stop_wait_s(self) -> float:
+        """How long stopping waits for the workers before SIGKILL: aiohttp
+        may wait the grace twice (for a request, then for its cancellation),
+        then the plugins' teardown."""
+        return 2 * self.settings.shutdown_grace_s + STOP_WAIT_S
+
     def _stop_all(self) -> None:
-        """SIGTERM every worker, wait up to STOP_WAIT_S, then SIGKILL by pid."""
+        """Stop listening, SIGTERM every worker, wait up to stop_wait_s(), then SIGKILL by pid."""
+        # The workers share this socket: it stops listening only once every
+        # copy is closed, and no worker is started after this point.
+        self.sock.close()
+        if self._stop is not None:
+            log.info("workers.stopping", signal=signal.Signals(self._stop).name,
+                     workers=sorted(self.workers), grace_s=self.settings.shutdown_grace_s)
         for worker in self.workers.values():
             with contextlib.suppress(ProcessLookupError):
                 worker.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_WAIT_S
+        wait_s = self.stop_wait_s()
+        deadline = time.monotonic() + wait_s
         for worker in list(self.workers.values()):
             try:
                 worker.process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("worker.killed", pid=worker.pid,
-                            reason=f"still running {STOP_WAIT_S:.0f} s after SIGTERM")
+                            reason=f"still running {wait_s:.0f} s after SIGTERM")
                 worker.process.kill()
                 worker.process.wait(10)
             self._forget(worker)

@@ -15,6 +15,12 @@ bytes, which may hold a bearer token or a cookie. The handler here adds:
   closed at once, and each run of refusals is logged once (`http.connection_limit`).
 - parser rejections answered with a problem whose detail names the kind of
   error only: no byte of the request is ever echoed or logged.
+- a graceful stop: on SIGINT or SIGTERM the listening socket is closed at
+  once (new connections are refused by the OS, not accepted and dropped),
+  idle connections are closed, requests being answered get up to the grace
+  (`LUKHAS_SHUTDOWN_GRACE_S`) to finish, the rest are cancelled and their
+  connections closed; then the app's cleanup tears the plugins down. One
+  `host.stopping` and one `host.stopped` log line.
 
 It relies on aiohttp's `RequestHandler` internals (`_messages`,
 `_request_in_progress`), which tests/test_hostile.py exercises against the
@@ -25,13 +31,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.helpers import calculate_timeout_when
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
@@ -42,6 +51,15 @@ from .._core.settings import KernelSettings
 __all__ = ["ANSWER_HEADERS", "ConnectionLimits", "serve_app"]
 
 log = structlog.get_logger("lukhas.http")
+host_log = structlog.get_logger("lukhas.host")
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: aiohttp takes a shutdown timeout of 0 as "no limit"; a grace of 0 means
+#: "cancel at once", so it becomes this instead.
+_NO_GRACE_S = 0.001
+#: aiohttp rounds a timeout above this many seconds up to a whole second of
+#: the loop's clock (its `ceil_threshold`); counting the cut requests follows it.
+_CEIL_THRESHOLD_S = 5.0
 
 #: On every answer, the host's own and aiohttp's alike. `Server` names no
 #: versions: they only help someone looking for a known hole.
@@ -68,9 +86,31 @@ class _GuardedServer(web.Server):
                          loop=plain._loop, **plain._kwargs)
         self.limits = limits
         self.refusing = False  # within a run of refused connections (logged at its start)
+        self.cut = 0  # requests still running when the shutdown grace ended
 
     def __call__(self) -> RequestHandler:
         return _GuardedHandler(self, loop=self._loop, **self._kwargs)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests whose handler is running now."""
+        return sum(1 for conn in self.connections if conn._request_in_progress)
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        # aiohttp cancels what still runs when its timeout ends: count those
+        # at that same instant of the loop's clock.
+        timer = None
+        if timeout is not None and timeout > 0:
+            when = calculate_timeout_when(self._loop.time(), timeout, _CEIL_THRESHOLD_S)
+            timer = self._loop.call_at(when, self._count_cut)
+        try:
+            await super().shutdown(timeout)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _count_cut(self) -> None:
+        self.cut = self.in_flight
 
 
 class _GuardedHandler(RequestHandler):
@@ -173,21 +213,60 @@ class _GuardedRunner(web.AppRunner):
         return _GuardedServer(await super()._make_server(), self._limits)
 
 
-def serve_app(app: Awaitable[web.Application], sock: socket.socket, limits: ConnectionLimits) -> None:
-    """Serve `app` on the listening `sock` until SIGINT or SIGTERM, then clean up.
+def serve_app(app: Awaitable[web.Application], sock: socket.socket, limits: ConnectionLimits,
+              grace_s: float = 30.0) -> None:
+    """Serve `app` on the listening `sock` until SIGINT or SIGTERM, then stop
+    gracefully: requests being answered get up to `grace_s` seconds.
 
     As `aiohttp.web.run_app(app, sock=sock)`, with guarded connections; the
-    app's start-up errors propagate to the caller.
+    app's start-up errors propagate to the caller. Returns once stopped.
     """
 
     async def main() -> None:
-        runner = _GuardedRunner(await app, limits, handle_signals=True, access_log=None)
-        await runner.setup()  # runs the app's start-up
+        loop = asyncio.get_running_loop()
+        runner = _GuardedRunner(await app, limits, access_log=None,
+                                shutdown_timeout=max(grace_s, _NO_GRACE_S))
+        # During the start-up a signal interrupts it, as aiohttp's own handler does.
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, _interrupt)
         try:
-            await web.SockSite(runner, sock).start()
-            await asyncio.Event().wait()  # until a signal raises GracefulExit
+            await runner.setup()  # runs the app's start-up
+            try:
+                await web.SockSite(runner, sock).start()
+                received: asyncio.Future[signal.Signals] = loop.create_future()
+                for sig in _STOP_SIGNALS:
+                    loop.add_signal_handler(sig, _stop, received, sig)
+                stop_signal = await received
+            except BaseException:
+                await runner.cleanup()
+                raise
+            # Not in a `finally`: the app's cleanup must run once only.
+            await _stopped(runner, stop_signal, grace_s)
         finally:
-            await runner.cleanup()
+            for sig in _STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
 
     with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
         asyncio.run(main())
+
+
+def _interrupt() -> None:
+    raise web.GracefulExit()
+
+
+def _stop(received: asyncio.Future[signal.Signals], sig: signal.Signals) -> None:
+    # A second signal while draining changes nothing: the grace bounds the wait.
+    if not received.done():
+        received.set_result(sig)
+
+
+async def _stopped(runner: _GuardedRunner, sig: signal.Signals, grace_s: float) -> None:
+    """The graceful stop, logged: aiohttp's runner cleanup closes the
+    listening socket first, then drains for the grace, then cleans the app up."""
+    server = runner.server
+    assert isinstance(server, _GuardedServer)
+    started = time.monotonic()
+    host_log.info("host.stopping", signal=sig.name, in_flight=server.in_flight, grace_s=grace_s)
+    await runner.cleanup()
+    host_log.info("host.stopped", signal=sig.name, cut=server.cut,
+                  duration_s=round(time.monotonic() - started, 3))
