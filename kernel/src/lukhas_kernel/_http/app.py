@@ -305,7 +305,7 @@ def _late_routes(kernel: Kernel, limits: RateLimits) -> Handler:
         match.add_app(request.app)
         # What aiohttp's own dispatch does: handlers and middlewares read the
         # route and its path parameters from here.
-        request._match_info = match  # type: ignore[assignment]
+        request._match_info = match
         if isinstance(match, MatchInfoError):
             raise match.http_exception
         return await match.handler(request)

@@ -38,7 +38,7 @@ class RetryPolicy:
 
     def delay_s(self, failed: int) -> float:
         """The wait after the `failed`-th failed attempt."""
-        return min(self.base_s * 2 ** (failed - 1), self.max_s)
+        return min(self.base_s * 2.0 ** (failed - 1), self.max_s)
 
 
 class Retries:
