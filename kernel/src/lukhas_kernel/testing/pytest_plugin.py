@@ -6,6 +6,8 @@ makes them available::
     async def test_my_plugin(lukhas_host):  # with asyncio_mode = "auto"
         client = await lukhas_host(["my_plugin=my_plugin.plugin"], chaos="other:setup:raise")
         assert (await client.get("/api/v1/my_plugin/hello")).status == 200
+        await lukhas_chaos(client, ["my_plugin:request:raise"])  # faults while it runs
+        assert (await client.get("/api/v1/my_plugin/hello")).status == 500
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import pytest
 
 from .._cli.bootstrap import create_app, services_of
 from .._core.settings import load_kernel_settings
+from .._http.app import KERNEL_KEY
+from .._lifecycle.chaos import ChaosPlan
 
-__all__ = ["lukhas_database_url", "lukhas_host"]
+__all__ = ["lukhas_chaos", "lukhas_database_url", "lukhas_host"]
 
 
 @pytest.fixture
@@ -46,6 +50,7 @@ def lukhas_host(aiohttp_client: Any, tmp_path: Any, lukhas_database_url: str | N
     The client sends the first admin's token on every request unless
     ``as_admin=False``. The kernel is ``client.app[lukhas_kernel.testing.KERNEL_KEY]``;
     more users: ``await kernel.services.accounts.create_user("ada")`` → ``(user, token)``.
+    To change the injected faults of a running host, see ``lukhas_chaos``.
     """
 
     async def start(
@@ -74,3 +79,28 @@ def lukhas_host(aiohttp_client: Any, tmp_path: Any, lukhas_database_url: str | N
         return await aiohttp_client(app, headers=headers)
 
     return start
+
+
+@pytest.fixture
+def lukhas_chaos() -> Callable[[Any, Iterable[str]], Awaitable[list[str]]]:
+    """Replace every injected fault of a running ``lukhas_host``.
+
+    ``await lukhas_chaos(client, ["my_plugin:request:raise"])`` makes the
+    faults given (``LUKHAS_CHAOS`` entries) the whole plan, as
+    ``PUT /api/v1/admin/chaos`` does, and returns them as the host now holds
+    them; ``[]`` clears them. ``request`` and ``health`` faults apply from the
+    next request or check, the others at the next attempt (a retry or
+    ``kernel.restart(name)``), and every ``fail_times=N`` count starts again.
+    An entry that is not valid, or names a plugin the host did not discover,
+    raises ``ChaosSpecError`` (a ValueError) listing each bad entry, and
+    nothing changes. It works on any host, whether or not it was started with
+    chaos enabled (only the HTTP routes need that) or as admin.
+    """
+
+    async def replace(client: Any, faults: Iterable[str]) -> list[str]:
+        kernel = client.app[KERNEL_KEY]
+        kernel.chaos.replace(ChaosPlan.parse_entries(list(faults), plugins=kernel.plugins))
+        entries: list[str] = kernel.chaos.entries()
+        return entries
+
+    return replace
