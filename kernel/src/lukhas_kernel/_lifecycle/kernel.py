@@ -3,11 +3,12 @@
 It decides which transitions run when (`machine.py` holds them): at load,
 import every plugin concurrently, register each, then set plugins up in
 dependency order; at start, run startup hooks in order, then health checks.
-Any plugin can be brought up again alone (`restart`), its dependents with it.
+While the host serves, `recovery.py` brings plugins up again: on demand
+(`restart`), its dependents with it, and by retrying failed stages.
 
 Invariants:
 - every discovered plugin has exactly one record and one lifecycle, and after
-  `start()` its state is never PENDING (except while it is being restarted);
+  `start()` its state is never PENDING (except while an attempt at it runs);
 - a plugin not serving has its hook implementations unregistered, except
   that teardown stays owed to any plugin whose setup returned.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -27,7 +27,7 @@ from .._flags.parsing import flag_name, load_flags
 from .._flags.runtime import RuntimeFlags
 from .._flags.store import FlagStore
 from .._plugin.context import PluginContext
-from .._plugin.states import PluginState, Stage, StartupReport
+from .._plugin.states import PluginState, StartupReport
 from .._services.bundle import Services
 try:  # TEMPORARY until the ledger module lands
     from .._services.starts import StartLedger
@@ -42,10 +42,11 @@ from .facts import KernelFacts
 from .health import check_health
 from .hooks import PluginHooks
 from .machine import PLUGIN_API_VERSION, KernelParts, PluginLifecycle
-from .ordering import dependents, in_dependency_order
-from .quarantine import Outcome, StartCount, quarantine_reason
-from .records import Phase, PluginRecord
-from .retries import Retries, RetryPolicy
+from .ordering import set_up_in_order, start_in_order
+from .quarantine import StartCount, quarantine_reason
+from .records import PluginRecord
+from .recovery import Recovery
+from .retries import RetryPolicy
 from .routes import KERNEL_PREFIXES, RouteTable
 
 __all__ = ["KERNEL_PREFIXES", "PLUGIN_API_VERSION", "Kernel"]
@@ -84,16 +85,15 @@ class Kernel:
             table=self.table, view=self.view)
         self.dispatch = Dispatcher(self.parts, self.plugins)
         self._start_paused: list[str] = []
-        self._restarting: set[str] = set()
-        self._released: set[str] = set()
         # Only a serving host retries, keeps breakers and counts its starts
         # (a CLI command that loads plugins is not a start of the host).
         self.hosting = hosting
-        self.retries = Retries(RetryPolicy.of(settings), self._retry)
         self.starts = StartCount(StartLedger(services.db), settings.quarantine_after) \
             if hosting and services and StartLedger else None
         if self.starts is not None:
             self.parts.mark = self.starts.mark
+        self.recovery = Recovery(self.plugins, RetryPolicy.of(settings) if hosting else None,
+                                 self.starts, self._add_switch)
 
     # -- queries ---------------------------------------------------------
 
@@ -157,7 +157,7 @@ class Kernel:
             if plugin.record.state is PluginState.PENDING and await plugin.step(plugin.register):
                 self._add_switch(plugin)
         if set_up:
-            await self._set_up(self._pending())
+            await set_up_in_order(self.plugins, self._pending())
 
     def _decide_enabled(self, found: list[PluginRecord]) -> None:
         """Claim each plugin's known prefixes and apply its enabled flag."""
@@ -194,34 +194,14 @@ class Kernel:
         return [n for n, p in self.plugins.items()
                 if p.context is not None and p.record.state is PluginState.PENDING]
 
-    async def _set_up(self, names: list[str]) -> None:
-        """Migrate, set up and mount `names` (registered, pending) in dependency order."""
-        async def up(plugin: PluginLifecycle) -> None:
-            if plugin.record.phase < Phase.REGISTERED and not await plugin.step(plugin.register):
-                return
-            for transition in (plugin.migrate, plugin.set_up):
-                if not await plugin.step(transition):
-                    return
-            await plugin.step(plugin.mount_routes)
-
-        await in_dependency_order(self.plugins, names, Stage.SETUP, up)
-
-    async def _start(self, names: list[str]) -> None:
-        serving = [n for n in names if self.plugins[n].record.state.serving]
-
-        async def start(plugin: PluginLifecycle) -> None:
-            await plugin.step(plugin.start)
-
-        await in_dependency_order(self.plugins, serving, Stage.STARTUP, start)
-
     # -- start and stop: while the app starts and shuts down ----------------
 
     async def start(self) -> StartupReport:
         """Run startup hooks, then health checks; log the start-up result.
         A hosting kernel then schedules retries and counts the start."""
-        await self._start(list(self.plugins))
+        await start_in_order(self.plugins, list(self.plugins))
         await self.check_health()
-        await self._settle(list(self.plugins))
+        await self.recovery.settle(list(self.plugins))
         for name in self._start_paused:
             self.plugins[name].set_enabled(False)
         self.ready = True
@@ -237,126 +217,19 @@ class Kernel:
         """Run every serving plugin's health checks; active ↔ degraded only."""
         await asyncio.gather(*(check_health(p) for p in self.plugins.values() if p.record.state.serving))
 
+    # -- while serving: restarts, retries, quarantine (recovery.py) ---------
+
     async def restart(self, name: str) -> PluginRecord:
-        """Tear `name` down (its dependents first), then bring it and them up
-        again: migrate → setup → routes → startup → health, while the host
-        serves. A retry scheduled for it is cancelled; one failing now is
-        scheduled afresh.
+        """Bring `name` and its dependents up again now (see `Recovery.restart`)."""
+        return await self.recovery.restart(name)
 
-        Raises KeyError for a plugin not discovered, ValueError for one that
-        cannot be brought up again here (disabled, quarantined, failed at
-        import or register, or an attempt at it is running).
-        """
-        plugin = self.plugins[name]
-        state = plugin.record.state
-        if name in self._restarting or state in (PluginState.DISABLED, PluginState.QUARANTINED):
-            raise ValueError(f"{name} cannot be restarted while {state.value}"
-                             + (" (an attempt is running)" if name in self._restarting else ""))
-        if plugin.context is None and not (plugin.record.phase is Phase.DISCOVERED
-                                           and name in self._released):
-            raise ValueError(f"{name} cannot be restarted: it failed at {plugin.record.stage}; "
-                             "it needs a new install")
-        self.retries.cancel(name)
-        plugin.record.update(attempts=0, next_attempt_at=None)
-        await self._bring_up(name)
-        return plugin.record
-
-    async def _retry(self, name: str) -> None:
-        """A scheduled retry is due: bring the plugin up again, unless an
-        attempt at it is running (a restart) or it no longer needs one."""
-        if name not in self._restarting and self.plugins[name].record.state is PluginState.RETRYING:
-            await self._bring_up(name)
-
-    async def _bring_up(self, name: str) -> None:
-        plugin = self.plugins[name]
-        if plugin.context is None:  # released from quarantine, never imported here
-            self._restarting.add(name)
-            try:
-                plugin.reset()
-                if await plugin.step(plugin.import_module) and plugin.record.state is PluginState.PENDING \
-                        and await plugin.step(plugin.register):
-                    self._add_switch(plugin)
-            finally:
-                self._restarting.discard(name)
-            if plugin.context is None:
-                await self._settle([name])
-                return
-        group = [name, *(d for d in dependents(name, self.plugins)
-                         if self.plugins[d].context is not None
-                         and self.plugins[d].record.state not in (PluginState.DISABLED,
-                                                                  PluginState.QUARANTINED))]
-        self._restarting.update(group)
-        try:
-            for member in reversed(group):
-                await self.plugins[member].tear_down()
-            for member in group:
-                self.retries.cancel(member)
-                self.plugins[member].reset()
-                if (breaker := self.plugins[member].breaker) is not None:
-                    breaker.reset()
-            await self._set_up(group)
-            await self._start(group)
-            await asyncio.gather(*(check_health(self.plugins[m]) for m in group
-                                   if self.plugins[m].record.state.serving))
-        finally:
-            self._restarting.difference_update(group)
-        await self._settle(group)
-
-    # -- outcomes: retries and the start count -----------------------------
-
-    async def _settle(self, names: list[str]) -> None:
-        """After an attempt: schedule the next one for a plugin that failed a
-        retried stage, note recoveries, and count the start's outcome."""
-        outcomes = []
-        for name in names:
-            record = self.plugins[name].record
-            if record.state is PluginState.FAILED and record.retriable and self.hosting:
-                record.update(attempts=record.attempts + 1)
-                if record.attempts < self.retries.policy.attempts:
-                    self._schedule_retry(record)
-                    continue
-            if record.state.serving:
-                if record.attempts:
-                    log.info("plugin.recovered", plugin=name, attempts=record.attempts + 1)
-                record.update(attempts=0, next_attempt_at=None)
-                outcomes.append(self._ended(name, "up"))
-            elif record.state is PluginState.FAILED:
-                record.update(next_attempt_at=None)
-                outcomes.append(self._ended(name, "failed", record.reason))
-            elif record.state in (PluginState.SKIPPED, PluginState.DISABLED):
-                outcomes.append(self._ended(name, "uncounted"))
-        await asyncio.gather(*outcomes)
-
-    async def _ended(self, name: str, outcome: Outcome, reason: str | None = None) -> None:
-        if self.starts is not None:
-            await self.starts.ended(name, outcome, reason)
-
-    def _schedule_retry(self, record: PluginRecord) -> None:
-        delay_s = self.retries.policy.delay_s(record.attempts)
-        self.retries.schedule(record.name, delay_s)
-        record.update(state=PluginState.RETRYING,
-                      next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay_s))
-        log.warning("plugin.retry_scheduled", plugin=record.name,
-                    stage=record.stage.value if record.stage else None,
-                    attempt=record.attempts, delay_s=delay_s, reason=record.reason)
+    async def release(self, name: str) -> bool:
+        """Clear `name`'s quarantine; False if it was not quarantined."""
+        return await self.recovery.release(name)
 
     def retrying_detail(self, record: PluginRecord) -> tuple[str, int]:
         """The 503 detail of a retrying plugin's routes, and its Retry-After."""
-        after = self.retries.retry_after_s(record.name)
-        return (f"{record.name} subsystem retrying: {record.reason}; attempt {record.attempts} of "
-                f"{self.retries.policy.attempts} failed, next in {after} s", after)
-
-    async def release(self, name: str) -> bool:
-        """Clear `name`'s quarantine (False if it was not quarantined); this
-        process may then bring it up through `restart`."""
-        if self.starts is None or not await self.starts.release(name):
-            return False
-        plugin = self.plugins.get(name)
-        if plugin is not None and plugin.record.state is PluginState.QUARANTINED:
-            self._released.add(name)
-            plugin.record.update(state=PluginState.FAILED, stage=None,
-                                 reason="released from quarantine; restart it to load it")
-        return True
+        return self.recovery.retrying_detail(record)
 
     def _breaker_changed(self, plugin: PluginLifecycle, breaker: Breaker, previous: BreakerState) -> None:
         plugin.record.update(breaker=breaker.state.value, breaker_opened=breaker.opened_total)
@@ -368,11 +241,7 @@ class Kernel:
 
     async def stop(self) -> None:
         """Cancel retries; tear plugins down in reverse set-up order, each within the timeout."""
-        await self.retries.close()
-        # A plugin still retrying, or mid-attempt, did not fail this start: its
-        # stage marker goes, so the next start does not take it for a crash.
-        await asyncio.gather(*(self._ended(name, "uncounted") for name, plugin in self.plugins.items()
-                               if plugin.record.state in (PluginState.RETRYING, PluginState.PENDING)))
+        await self.recovery.close()
         for name in reversed(self.parts.set_up_order):
             await self.plugins[name].tear_down()
         self.parts.set_up_order.clear()

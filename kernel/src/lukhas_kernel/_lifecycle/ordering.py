@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 
 from .._plugin.states import PluginState, Stage
 from .machine import PluginLifecycle
+from .records import Phase
 
-__all__ = ["dependents", "in_dependency_order"]
+__all__ = ["dependents", "in_dependency_order", "set_up_in_order", "start_in_order"]
 
 Step = Callable[[PluginLifecycle], Awaitable[None]]
 
@@ -69,3 +70,26 @@ def dependents(name: str, plugins: Mapping[str, PluginLifecycle]) -> list[str]:
                 found.append(other.name)
                 frontier.append(other.name)
     return found
+
+
+async def set_up_in_order(plugins: Mapping[str, PluginLifecycle], names: list[str]) -> None:
+    """Migrate, set up and mount `names` (registered, pending) in dependency order."""
+    async def up(plugin: PluginLifecycle) -> None:
+        if plugin.record.phase < Phase.REGISTERED and not await plugin.step(plugin.register):
+            return
+        for transition in (plugin.migrate, plugin.set_up):
+            if not await plugin.step(transition):
+                return
+        await plugin.step(plugin.mount_routes)
+
+    await in_dependency_order(plugins, names, Stage.SETUP, up)
+
+
+async def start_in_order(plugins: Mapping[str, PluginLifecycle], names: list[str]) -> None:
+    """Run the startup stage of those of `names` that serve, in dependency order."""
+    serving = [n for n in names if plugins[n].record.state.serving]
+
+    async def start(plugin: PluginLifecycle) -> None:
+        await plugin.step(plugin.start)
+
+    await in_dependency_order(plugins, serving, Stage.STARTUP, start)
