@@ -10,7 +10,8 @@ from support.answers import plugin_states, problem
 pytestmark = pytest.mark.chaos
 
 PLUGINS = ["sample_plugins.healthy", "sample_plugins.fallback"]
-FAST = {"plugin_timeout_s": 0.3, "request_timeout_s": 0.3}
+# Short limits, and no retries: each case is about one attempt's outcome.
+FAST = {"plugin_timeout_s": 0.3, "request_timeout_s": 0.3, "plugin_retries": 0}
 
 FAILING = [
     ("import", "raise", "import: ChaosError: injected raise"),

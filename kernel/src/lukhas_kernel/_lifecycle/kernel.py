@@ -71,7 +71,7 @@ class Kernel:
         self.settings = settings
         self.services = services
         self.installed = installed
-        self.chaos = chaos or ChaosPlan()
+        self.chaos = chaos if chaos is not None else ChaosPlan()
         self.ready = False
         self.plugins: dict[str, PluginLifecycle] = {}
         self.table = RouteTable()
