@@ -71,6 +71,20 @@ def slow_request(pool: ThreadPoolExecutor, host: Host, token: str) -> Future[Ans
     return request
 
 
+def serving_pids(host: Host, workers: int) -> set[int]:
+    """The pids of the host's processes once `workers` of them have answered."""
+    pids: set[int] = set()
+
+    def all_answered() -> bool:
+        status, headers, _ = get(host.url + "/healthz")
+        assert status == 200
+        pids.add(int(headers["X-Lukhas-Worker"]))
+        return len(pids) == workers
+
+    eventually(all_answered, 30, interval=0.01, what=f"{workers} workers answering")
+    return pids
+
+
 def exited_within(host: Host, limit_s: float) -> float:
     """Seconds the host took to exit (it must within `limit_s`), with its code 0."""
     started = time.monotonic()
@@ -83,10 +97,10 @@ def exited_within(host: Host, limit_s: float) -> float:
     (signal.SIGTERM, 1), (signal.SIGTERM, 2), (signal.SIGINT, 1),
 ], ids=["sigterm", "sigterm-2-workers", "sigint"])
 def test_a_stop_refuses_new_connections_and_lets_a_request_in_flight_finish(tmp_path, sig, workers):
-    env = {**chaos(2500), **SLOW_START, "LUKHAS_WORKERS": str(workers)}
+    env = {**chaos(3000), **SLOW_START, "LUKHAS_WORKERS": str(workers)}
     with serving(tmp_path, env) as host, ThreadPoolExecutor(1) as pool:
         token = first_admin_token(host.process)
-        assert get(host.url + "/healthz")[0] == 200
+        serving_pids(host, workers)  # every worker serves: none is stopped during its start-up
         request = slow_request(pool, host, token)
         host.process.send_signal(sig)
 
