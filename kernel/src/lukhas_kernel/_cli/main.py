@@ -6,11 +6,14 @@ import json
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 import structlog
 from aiohttp import web
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from .._core.isolation import describe
 from .._core.settings import KernelSettings, SettingsError
@@ -18,12 +21,15 @@ from .._flags.parsing import flag_name, load_flags
 from .._http.serving import ConnectionLimits, serve_app
 from .._lifecycle.discovery import discover
 from .._plugin.states import PluginState, PluginView, StartupReport
-from .._services.storage import StorageError
+from .._services.bundle import database_from
+from .._services.starts import Quarantine, StartLedger
+from .._services.storage import Database, StorageError, default_url
 from .admin import db, tokens, users
 from .bootstrap import create_app, load_kernel, services_of
 from .common import fail as _fail
 from .common import run as _run
 from .common import settings as _settings
+from .common import with_database
 from .workers import CannotStart, Supervisor, prepare, serve_worker
 
 __all__ = ["main"]
@@ -124,19 +130,20 @@ def _show_first_admin(token: str | None) -> None:
 
 @main.group()
 def plugins() -> None:
-    """Inspect installed plugins."""
+    """Inspect installed plugins; release quarantined ones."""
 
 
 @plugins.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def plugins_list(as_json: bool) -> None:
-    """Discovered plugins with distribution, version and flag (nothing is imported)."""
+    """Discovered plugins with distribution, version, flag and quarantine (nothing is imported)."""
     settings, config = _settings()
     records = discover(settings.extras)
     try:
         flags = load_flags([r.name for r in records if r.state is PluginState.PENDING], config)
     except SettingsError as exc:
         _fail(str(exc), 2)
+    quarantined = _run(_read_quarantined(settings))
     rows = [
         {
             "name": r.name,
@@ -146,6 +153,7 @@ def plugins_list(as_json: bool) -> None:
             "enabled": flags.get(r.name),
             "flag": flag_name(r.name),
             "problem": r.reason,
+            "quarantined": _quarantine_item(quarantined.get(r.name)),
         }
         for r in records
     ]
@@ -153,7 +161,10 @@ def plugins_list(as_json: bool) -> None:
         click.echo(json.dumps({"items": rows, "count": len(rows)}, indent=2))
         return
     columns = ["name", "distribution", "version", "enabled", "module"]
-    cells = [[str(row[c] if row[c] is not None else "-") for c in columns] for row in rows]
+    # STATE only when a plugin is quarantined: the usual table keeps its shape.
+    if any(row["quarantined"] for row in rows):
+        columns.append("state")
+    cells = [[_plugin_cell(c, row) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c)
               for i, c in enumerate(columns)]
     click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
@@ -161,6 +172,67 @@ def plugins_list(as_json: bool) -> None:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     if not rows:
         click.echo("(no plugins found in entry-point group lukhas.plugins)")
+
+
+@plugins.command("release")
+@click.argument("name")
+def plugins_release(name: str) -> None:
+    """Clear NAME's crash-loop quarantine: it is tried again at the next start."""
+    settings, _ = _settings()
+    missing = _missing_sqlite_file(settings)
+    if missing is not None:  # releasing must not create an empty database
+        _fail(f"no database at {missing}", 2)
+
+    async def release(db: Database) -> bool:
+        ledger = StartLedger(db)
+        return await ledger.has_tables() and await ledger.release(name, settings.quarantine_after)
+
+    if not with_database(release):
+        _fail(f"{name} is not quarantined", 1)
+    click.echo(f"released {name}: it is tried again at the next start")
+
+
+def _plugin_cell(column: str, row: dict[str, Any]) -> str:
+    if column == "state":
+        quarantine = row["quarantined"]
+        return "-" if quarantine is None else (
+            f"quarantined (failed {quarantine['failures']} consecutive starts, "
+            f"last: {quarantine['stage']}: {quarantine['reason']})")
+    value = row[column]
+    return str(value) if value is not None else "-"
+
+
+def _quarantine_item(quarantine: Quarantine | None) -> dict[str, Any] | None:
+    if quarantine is None:
+        return None
+    return {"failures": quarantine.failures, "stage": quarantine.stage, "reason": quarantine.reason}
+
+
+def _missing_sqlite_file(settings: KernelSettings) -> Path | None:
+    """The SQLite file the settings name when it does not exist (None for a server)."""
+    url = make_url(settings.database_url or default_url(settings.data_dir))
+    if url.get_backend_name() != "sqlite":
+        return None
+    path = Path(url.database or "")
+    return None if path.is_file() else path
+
+
+async def _read_quarantined(settings: KernelSettings) -> dict[str, Quarantine]:
+    """The quarantined plugins, from the database if there is one: a listing
+    neither creates a database nor changes one."""
+    if _missing_sqlite_file(settings) is not None:
+        return {}
+    db = database_from(settings)
+    try:
+        ledger = StartLedger(db)
+        return await ledger.quarantined(settings.quarantine_after) if await ledger.has_tables() else {}
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        # The listing is about what is installed; an unreachable server only
+        # leaves the quarantine column out.
+        structlog.get_logger("lukhas.cli").warning("plugins.quarantine_unread", reason=describe(exc))
+        return {}
+    finally:
+        await db.dispose()
 
 
 @main.command()
