@@ -5,7 +5,6 @@ from lukhas_kernel import Route, hookimpl
 
 from sample_plugins._kit import lukhas_plugin_info  # noqa: F401
 
-
 calls: list[str] = []  # one entry per call of the handler
 
 

@@ -4,6 +4,7 @@ starts in a row, and released by the CLI or the API (docs/plugin-states.md)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import sqlite3
@@ -11,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from support.cli import add_user, clean_env, cli, data_dir, ok
+from support.cli import add_user, clean_env, cli, data_dir, ok, one_line_error
 from support.host import serving
 from support.net import free_port
 from support.polling import eventually
@@ -51,13 +52,17 @@ def test_a_plugin_that_crashes_three_starts_in_a_row_is_quarantined(tmp_path):
         assert (status, answer["type"]) == (503, "urn:lukhas:problem:quarantined")
         assert answer["detail"] == f"healthy subsystem quarantined: {item['reason']}"
         assert send(host.url + "/api/v1/admin/plugins/healthy/restart", token, {})[0] == 409
-    listed = json.loads(ok(cli(tmp_path, "plugins", "list", "--json", env=PLUGINS)))
+    listed = json.loads(ok(cli(tmp_path, "plugins", "list", "--json", env=PLUGINS)))["items"]
     healthy = next(p for p in listed if p["name"] == "healthy")
-    assert healthy["quarantined"]["failures"] == 3
+    assert healthy["quarantined"] == {"failures": 3, "stage": "import",
+                                      "reason": "process exited during import"}
+    assert "failed 3 consecutive starts" in ok(cli(tmp_path, "plugins", "list", env=PLUGINS))
 
     # Released by the CLI: the next start tries it again (no crash now) and
     # a start in which it came up resets the count.
     assert "released healthy" in ok(cli(tmp_path, "plugins", "release", "healthy"))
+    again = one_line_error(cli(tmp_path, "plugins", "release", "healthy"), 1)
+    assert again == "lukhas: healthy is not quarantined"
     with serving(tmp_path, PLUGINS) as host:
         assert states(host.url, token)["healthy"]["state"] == "active"
     crashed_start(tmp_path, CRASH)
@@ -108,7 +113,7 @@ def test_kill_9_during_setup_counts_as_a_failed_start(tmp_path):
                                    env=full, stdout=subprocess.DEVNULL, stderr=sink, text=True)
     try:
         # The marker is durable before setup runs; the hang keeps it there.
-        eventually(lambda: _marker(tmp_path) == [("healthy", "setup")], 30,
+        eventually(lambda: ("healthy", "setup") in _marker(tmp_path), 30,
                    what="healthy's setup marker")
     finally:
         process.send_signal(signal.SIGKILL)
@@ -129,3 +134,41 @@ def _marker(tmp_path) -> list[tuple[str, str]]:
             return db.execute("SELECT plugin, stage FROM lukhas_plugin_markers").fetchall()
     except sqlite3.OperationalError:  # not migrated yet
         return []
+
+
+def test_with_workers_a_crash_loop_is_quarantined_too(tmp_path):
+    workers = {**CRASH, "LUKHAS_WORKERS": "2"}
+    for _ in range(3):  # the supervisor imports every plugin first: it is the one that dies
+        crashed_start(tmp_path, workers)
+    _, token = add_user(tmp_path, "root", "--admin")
+    with serving(tmp_path, workers) as host:
+        assert states(host.url, token)["healthy"]["state"] == "quarantined"
+
+
+def test_a_worker_replaced_after_a_crash_counts_as_a_new_start(tmp_path):
+    env = {**PLUGINS, "LUKHAS_WORKERS": "2", "LUKHAS_QUARANTINE_AFTER": "1",
+           "LUKHAS_CHAOS_ENABLED": "true"}
+    _, token = add_user(tmp_path, "root", "--admin")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    with serving(tmp_path, env) as host:
+        # One connection, so one worker: it gets a crashing setup, is told to
+        # restart the plugin, and dies.
+        one = http.client.HTTPConnection("127.0.0.1", int(host.url.rpartition(":")[2]), timeout=30)
+        one.request("PUT", "/api/v1/admin/chaos", json.dumps({"faults": ["healthy:setup:crash"]}),
+                    headers)
+        answer = one.getresponse()
+        answer.read()
+        assert answer.status == 200
+        crashed = answer.headers["X-Lukhas-Worker"]
+        one.request("POST", "/api/v1/admin/plugins/healthy/restart", "{}", headers)
+        with pytest.raises((http.client.HTTPException, OSError)):  # it dies with the worker
+            one.getresponse()
+        one.close()
+
+        def replacement_quarantined() -> bool:
+            status, answer_headers, body = get(host.url + "/api/v1/plugins", token)
+            items = {item["name"]: item for item in json.loads(body)["items"]} if status == 200 else {}
+            return answer_headers.get("X-Lukhas-Worker") != crashed and \
+                items.get("healthy", {}).get("state") == "quarantined"
+
+        eventually(replacement_quarantined, 60, what="a replacement worker with healthy quarantined")

@@ -82,7 +82,10 @@ async def prepare(settings: KernelSettings, config: dict[str, Any]) -> str | Non
     whose migration fails is only logged here: each worker then records it
     as failed at its `migrate` stage, as a single process does.
     """
-    kernel = await load_kernel(settings, config, set_up=False)
+    # Hosting: the parent imports every plugin, so its start is counted for
+    # quarantine like a worker's (a plugin whose import kills the process
+    # would otherwise take the whole host down at every start).
+    kernel = await load_kernel(settings, config, set_up=False, hosting=True)
     try:
         outcomes = await migrate_plugins(kernel, upgrade=settings.auto_migrate)
         for owner, outcome in outcomes.items():

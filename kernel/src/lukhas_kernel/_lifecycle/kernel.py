@@ -29,10 +29,7 @@ from .._flags.store import FlagStore
 from .._plugin.context import PluginContext
 from .._plugin.states import PluginState, StartupReport
 from .._services.bundle import Services
-try:  # TEMPORARY until the ledger module lands
-    from .._services.starts import StartLedger
-except ImportError:
-    StartLedger = None  # type: ignore
+from .._services.starts import StartLedger
 from .breaker import Breaker, BreakerPolicy, BreakerState
 from .calls import PluginCalls
 from .chaos import ChaosPlan
@@ -89,7 +86,7 @@ class Kernel:
         # (a CLI command that loads plugins is not a start of the host).
         self.hosting = hosting
         self.starts = StartCount(StartLedger(services.db), settings.quarantine_after) \
-            if hosting and services and StartLedger else None
+            if hosting and services else None
         if self.starts is not None:
             self.parts.mark = self.starts.mark
         self.recovery = Recovery(self.plugins, RetryPolicy.of(settings) if hosting else None,

@@ -12,14 +12,13 @@ the host serves on, since a missed count only delays a quarantine.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import structlog
 
 from .._core.isolation import describe
 from .._plugin.states import Stage
-if TYPE_CHECKING:  # TEMPORARY
-    from .._services.starts import Quarantine, StartLedger
+from .._services.starts import Quarantine, StartLedger
 
 __all__ = ["Outcome", "StartCount", "quarantine_reason"]
 
