@@ -22,6 +22,19 @@ from support.urls import authorized
         ({"LUKHAS_LOG_FORMAT": "xml"}, "LUKHAS_LOG_FORMAT"),
         ({"LUKHAS_CHAOS_ENABLED": "true", "LUKHAS_CHAOS": "healthy:nap:raise"}, "LUKHAS_CHAOS"),
         ({"LUKHAS_CONFIG": "missing.toml"}, "LUKHAS_CONFIG"),
+        # Run-time resilience
+        ({"LUKHAS_PLUGIN_RETRIES": "-1"}, "LUKHAS_PLUGIN_RETRIES"),
+        ({"LUKHAS_PLUGIN_RETRY_BASE_S": "abc"}, "LUKHAS_PLUGIN_RETRY_BASE_S"),
+        ({"LUKHAS_PLUGIN_RETRY_MAX_S": "-5"}, "LUKHAS_PLUGIN_RETRY_MAX_S"),
+        ({"LUKHAS_BREAKER_ENABLED": "maybe"}, "LUKHAS_BREAKER_ENABLED"),
+        ({"LUKHAS_BREAKER_WINDOW_S": "0"}, "LUKHAS_BREAKER_WINDOW_S"),
+        ({"LUKHAS_BREAKER_MIN_REQUESTS": "0"}, "LUKHAS_BREAKER_MIN_REQUESTS"),
+        ({"LUKHAS_BREAKER_FAILURE_RATIO": "1.5"}, "LUKHAS_BREAKER_FAILURE_RATIO"),
+        ({"LUKHAS_BREAKER_COOLDOWN_S": "-1"}, "LUKHAS_BREAKER_COOLDOWN_S"),
+        ({"LUKHAS_QUARANTINE_AFTER": "-1"}, "LUKHAS_QUARANTINE_AFTER"),
+        ({"LUKHAS_SHUTDOWN_GRACE_S": "later"}, "LUKHAS_SHUTDOWN_GRACE_S"),
+        ({"LUKHAS_CHAOS_ENABLED": "true", "LUKHAS_CHAOS": "healthy:setup:fail_times=0"}, "LUKHAS_CHAOS"),
+        ({"LUKHAS_CHAOS_ENABLED": "true", "LUKHAS_CHAOS": "healthy:request:crash"}, "LUKHAS_CHAOS"),
     ],
 )
 @pytest.mark.parametrize("command", [["serve"], ["doctor"]])
