@@ -59,6 +59,7 @@ def test_pip_install_and_uninstall_a_plugin(tmp_path: Path) -> None:
     assert listed == {"count": 1, "items": [{
         "name": "hello", "distribution": "lukhas-hello", "version": "0.1.0",
         "module": "lukhas_hello.plugin", "enabled": True, "flag": "HELLO_ENABLED", "problem": None,
+        "quarantined": None,
     }]}
 
     doctor = json.loads(run(lukhas, "doctor", LUKHAS_REQUIRED_PLUGINS="hello").stdout)

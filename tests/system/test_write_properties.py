@@ -18,7 +18,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,8 @@ DRIFT_EXAMPLES = 60
 #: Every write route; the test fails when /openapi.json has one not listed here.
 WRITES = ("POST /api/v1/drift/update", "POST /api/v1/glyphs/bind", "POST /api/v1/glyphs/validate",
           "DELETE /api/v1/glyphs/{glyph_id}", "POST /api/v1/dreams/parallel",
-          "DELETE /api/v1/dreams/{dream_id}", "PATCH /api/v1/admin/flags")
+          "DELETE /api/v1/dreams/{dream_id}", "PATCH /api/v1/admin/flags",
+          "POST /api/v1/admin/plugins/{name}/restart", "DELETE /api/v1/admin/plugins/{name}/quarantine")
 #: The tables a write route may change: its plugin's (or the kernel's flags).
 TABLES = {"drift": "vivox_", "glyphs": "glyphs_", "dreams": "dreams_", "admin": "lukhas_flags"}
 #: Columns of a dream job that its run changes in the background.
@@ -88,6 +89,16 @@ class Tables:
             return out
 
         return self.loop.run_until_complete(self.db.read(read))
+
+    def quarantine(self, plugin: str) -> None:
+        """Store `plugin` as quarantined (as failed starts would have)."""
+        def write(conn: sa.Connection) -> None:
+            conn.execute(sa.text("DELETE FROM lukhas_plugin_starts WHERE plugin = :p"), {"p": plugin})
+            conn.execute(sa.text("INSERT INTO lukhas_plugin_starts (plugin, failures, last_stage, "
+                                 "last_reason, updated_at) VALUES (:p, 1000, 'import', 'x', :t)"),
+                         {"p": plugin, "t": datetime.now(UTC)})
+
+        self.loop.run_until_complete(self.db.write(write))
 
     def interactions(self, user_id: str) -> int:
         """How many interactions of `user_id` are stored."""
@@ -219,12 +230,14 @@ def generated(api: OpenApiSchema, label: str) -> st.SearchStrategy[Attempt]:
 def check(live: Live, label: str, attempts: st.SearchStrategy[Attempt],
           after: Callable[[Live, Attempt, Any], None],
           acceptable: Callable[[Attempt], bool] = lambda attempt: False,
-          examples: int = EXAMPLES, explicit: Sequence[Attempt] = ()) -> None:
-    """Send each attempt; a 4xx must leave the route's tables as they were,
-    a 2xx is handed to `after` (its reads). A positive attempt that is
-    `acceptable` (the schema allows it, nothing else refuses it) must be a 2xx.
-    The `explicit` attempts are always sent, before the generated ones."""
-    prefix, seen = TABLES[label.split("/")[3]], Counter[int]()
+          examples: int = EXAMPLES, explicit: Sequence[Attempt] = (),
+          tables: str | None = None) -> None:
+    """Send each attempt; a 4xx must leave the route's tables (`tables`, a
+    name prefix, else its plugin's) as they were, a 2xx is handed to `after`
+    (its reads). A positive attempt that is `acceptable` (the schema allows
+    it, nothing else refuses it) must be a 2xx. The `explicit` attempts are
+    always sent, before the generated ones."""
+    prefix, seen = tables or TABLES[label.split("/")[3]], Counter[int]()
 
     @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
@@ -515,3 +528,39 @@ def test_flags_patch(live: Live, api: OpenApiSchema) -> None:
                          generated(api, label))
     check(live, label, attempts, changed,
           lambda attempt: live.schema_valid("PATCH", "/api/v1/admin/flags", attempt.body))
+
+
+# -- plugin lifecycle ----------------------------------------------------------------
+
+#: Plugin names to try: plugins cheap to bring up again, unknown ones, odd ones.
+PLUGIN_NAMES = ("vivox", "observability", "nothing", "VIVOX", "a" * 200, "vivox%00")
+
+
+def test_plugin_restart(live: Live, api: OpenApiSchema) -> None:
+    label = "POST /api/v1/admin/plugins/{name}/restart"
+
+    def restarted(live: Live, attempt: Attempt, response: Any) -> None:
+        item = response.json()
+        assert item["state"] in ("active", "degraded"), item
+        listed = {i["name"]: i for i in live.read("/api/v1/plugins")["items"]}
+        assert listed[item["name"]]["state"] == item["state"]
+        assert listed[item["name"]]["attempts"] == 0
+
+    made = st.sampled_from(PLUGIN_NAMES).map(
+        lambda name: Attempt("POST", f"/api/v1/admin/plugins/{name}/restart"))
+    check(live, label, st.one_of(made, generated(api, label)), restarted, examples=10,
+          explicit=[Attempt("POST", "/api/v1/admin/plugins/vivox/restart")], tables="lukhas_plugin_")
+
+
+def test_plugin_quarantine_release(live: Live, api: OpenApiSchema) -> None:
+    label = "DELETE /api/v1/admin/plugins/{name}/quarantine"
+    live.tables.quarantine("vivox")  # in the database only: this host already runs it
+
+    def released(live: Live, attempt: Attempt, response: Any) -> None:
+        assert "vivox" not in str(live.tables.snapshot("lukhas_plugin_starts"))
+        assert live.call("DELETE", attempt.path).status_code == 404
+
+    made = st.sampled_from(PLUGIN_NAMES).map(
+        lambda name: Attempt("DELETE", f"/api/v1/admin/plugins/{name}/quarantine"))
+    check(live, label, st.one_of(made, generated(api, label)), released, examples=10,
+          explicit=[Attempt("DELETE", "/api/v1/admin/plugins/vivox/quarantine")], tables="lukhas_plugin_")

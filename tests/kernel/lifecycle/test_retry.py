@@ -7,11 +7,14 @@ import asyncio
 import re
 from datetime import datetime
 
+import pytest
 import structlog
 from lukhas_kernel.testing import KERNEL_KEY
 from sample_plugins import healthy
 from support.answers import plugin_states, problem
 from support.polling import eventually_async
+
+pytestmark = pytest.mark.both_databases
 
 QUICK = {"plugin_retry_base_s": 0.2, "plugin_timeout_s": 0.5}
 PAIR = ["sample_plugins.healthy", "sample_plugins.needs_healthy"]
