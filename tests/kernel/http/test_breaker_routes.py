@@ -9,7 +9,7 @@ from support.answers import plugin_states, problem
 from support.polling import eventually_async
 
 BREAKER = {"breaker_min_requests": 4, "breaker_window_s": 10, "breaker_failure_ratio": 0.5,
-           "breaker_cooldown_s": 0.3, "chaos_enabled": True}
+           "breaker_cooldown_s": 2, "chaos_enabled": True}
 PLUGINS = ["sample_plugins.healthy", "sample_plugins.needs_healthy"]
 GREET = "/api/v1/healthy/greet"
 
@@ -29,12 +29,13 @@ async def test_request_faults_open_the_breaker_then_it_closes_after_the_cooldown
         refused = await client.get(GREET)
         body = await problem(refused, 503)
         assert body["type"] == "urn:lukhas:problem:circuit-open"
-        assert body["detail"] == ("healthy circuit open: 4 of 4 requests failed in the last 10 s; "
-                                  "retry in 1 s")
-        assert refused.headers["Retry-After"] == "1"
+        opened = "healthy circuit open: 4 of 4 requests failed in the last 10 s; retry in 2 s"
+        # The seconds count down from the whole cooldown (a loaded machine may be a second on).
+        assert body["detail"] in (opened, opened.replace("in 2 s", "in 1 s"))
+        assert refused.headers["Retry-After"] in ("1", "2")
         item = (await plugin_states(client))["healthy"]
         assert (item["state"], item["breaker"]) == ("degraded", "open")
-        assert item["reason"] == body["detail"]
+        assert item["reason"] == opened
         # The kernel's routes and another plugin's are unaffected.
         assert (await client.get("/api/v1/needs_healthy/ping")).status == 200
         assert (await client.get("/api/v1/plugins")).status == 200
