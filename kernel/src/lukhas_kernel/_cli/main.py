@@ -164,7 +164,8 @@ def plugins_list(as_json: bool) -> None:
     # STATE only when a plugin is quarantined: the usual table keeps its shape.
     if any(row["quarantined"] for row in rows):
         columns.append("state")
-    cells = [[_plugin_cell(c, row) for c in columns] for row in rows]
+    cells = [[_plugin_cell(c, row, quarantined.get(r.name)) for c in columns]
+             for r, row in zip(records, rows, strict=True)]
     widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c)
               for i, c in enumerate(columns)]
     click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
@@ -192,12 +193,9 @@ def plugins_release(name: str) -> None:
     click.echo(f"released {name}: it is tried again at the next start")
 
 
-def _plugin_cell(column: str, row: dict[str, Any]) -> str:
+def _plugin_cell(column: str, row: dict[str, Any], quarantine: Quarantine | None) -> str:
     if column == "state":
-        quarantine = row["quarantined"]
-        return "-" if quarantine is None else (
-            f"quarantined (failed {quarantine['failures']} consecutive starts, "
-            f"last: {quarantine['stage']}: {quarantine['reason']})")
+        return "-" if quarantine is None else f"quarantined ({quarantine.summary})"
     value = row[column]
     return str(value) if value is not None else "-"
 

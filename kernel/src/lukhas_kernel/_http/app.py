@@ -148,8 +148,9 @@ def build_app(kernel: Kernel) -> web.Application:
         app.router.add_route("*", prefix, late)
         app.router.add_route("*", prefix + "/{tail:.*}", late)
     kernel_own: list[tuple[str | None, Route]] = [(None, r) for r in own]
-    add_docs_routes(app, lambda: kernel_own + [(entry.plugin, entry.route)
-                                               for entry in kernel.table.mounted.values()])
+    add_docs_routes(app, lambda: kernel.table.revision,
+                    lambda: kernel_own + [(entry.plugin, entry.route)
+                                          for entry in kernel.table.mounted.values()])
 
     async def start(app: web.Application) -> None:
         await kernel.start()
@@ -284,21 +285,20 @@ def _late_routes(kernel: Kernel, limits: RateLimits) -> Handler:
     retry or a restart brings it up): such a request is resolved against the
     plugin's routes as currently mounted. Paths with a route of their own at
     build time never get here."""
-    routers: dict[str, tuple[tuple[int, ...], web.UrlDispatcher]] = {}
+    table = kernel.table
+    routers: dict[str, tuple[int, web.UrlDispatcher]] = {}  # built at a table revision
 
     def router_of(plugin: str) -> web.UrlDispatcher:
-        entries = {key: entry for key, entry in kernel.table.mounted.items() if entry.plugin == plugin}
-        stamp = tuple(map(id, entries.values()))
         cached = routers.get(plugin)
-        if cached is None or cached[0] != stamp:
+        if cached is None or cached[0] != table.revision:
             router = web.UrlDispatcher()
-            for method, path in entries:
+            for method, path in (key for key, entry in table.mounted.items() if entry.plugin == plugin):
                 router.add_route(method, path, _plugin_handler(kernel, limits, (method, path)))
-            cached = routers[plugin] = (stamp, router)
+            cached = routers[plugin] = (table.revision, router)
         return cached[1]
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        owner = kernel.table.owner_of(request.path)
+        owner = table.owner_of(request.path)
         if owner is None:
             raise web.HTTPNotFound()
         match = await router_of(owner).resolve(request)

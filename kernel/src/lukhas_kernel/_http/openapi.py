@@ -136,22 +136,23 @@ def _problems(plugin: str | None, route: Route) -> dict[int, list[str]]:
 
 
 
-def add_docs_routes(app: web.Application, mounted: Callable[[], list[tuple[str | None, Route]]]) -> None:
+def add_docs_routes(app: web.Application, revision: Callable[[], int],
+                    mounted: Callable[[], list[tuple[str | None, Route]]]) -> None:
     """Mount `/openapi.json`, `/docs` and the Swagger UI assets (no CDN).
 
-    `mounted()` lists the routes in force, by owner (None for the kernel):
-    a plugin brought up after start-up (a retry, a restart) adds its own.
+    `mounted()` lists the routes in force, by owner (None for the kernel),
+    and `revision()` changes whenever they do: a plugin brought up after
+    start-up (a retry, a restart) adds its own.
     """
     # Built on first request, not at start-up: it costs as much as loading a
     # plugin; built again only when the routes in force changed.
-    cache: dict[tuple[int, ...], str] = {}
+    cache: dict[int, str] = {}
 
     async def spec(request: web.Request) -> web.Response:
-        routes = mounted()
-        key = tuple(id(route) for _, route in routes)
+        key = revision()
         if key not in cache:
             cache.clear()
-            cache[key] = json.dumps(openapi_document(routes, KERNEL_VERSION))
+            cache[key] = json.dumps(openapi_document(mounted(), KERNEL_VERSION))
         return web.Response(text=cache[key], content_type="application/json")
 
     async def docs(request: web.Request) -> web.Response:

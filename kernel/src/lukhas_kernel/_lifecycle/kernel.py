@@ -40,7 +40,7 @@ from .health import check_health
 from .hooks import PluginHooks
 from .machine import PLUGIN_API_VERSION, KernelParts, PluginLifecycle
 from .ordering import set_up_in_order, start_in_order
-from .quarantine import StartCount, quarantine_reason
+from .quarantine import StartCount
 from .records import PluginRecord
 from .recovery import Recovery
 from .retries import RetryPolicy
@@ -145,8 +145,9 @@ class Kernel:
             await self.starts.begin()
         self._decide_enabled(found)
         if self.hosting and self.settings.breaker_enabled:
+            policy = BreakerPolicy.of(self.settings)
             for plugin in self.plugins.values():
-                plugin.breaker = Breaker(plugin.name, BreakerPolicy.of(self.settings),
+                plugin.breaker = Breaker(plugin.name, policy,
                                          on_change=partial(self._breaker_changed, plugin))
         pending = [p for p in self.plugins.values() if p.record.state is PluginState.PENDING]
         await asyncio.gather(*(p.step(p.import_module) for p in pending))
@@ -180,7 +181,7 @@ class Kernel:
                 record.update(state=PluginState.DISABLED, reason=f"{flag_name(record.name)} is false")
             elif self.starts is not None and record.name in self.starts.quarantined:
                 record.update(state=PluginState.QUARANTINED,
-                              reason=quarantine_reason(self.starts.quarantined[record.name]))
+                              reason=self.starts.quarantined[record.name].summary)
 
     def _add_switch(self, plugin: PluginLifecycle) -> None:
         self.flags.add_switch(flag_name(plugin.name),

@@ -210,8 +210,8 @@ class PluginLifecycle:
     async def migrate(self) -> None:
         """Bring the plugin's tables to head (or check them)."""
         declared = self.parts.hooks.implementation("lukhas_migrations", self.name)
-        await self.parts.mark(self.name, Stage.MIGRATE)
         if declared is not None:
+            await self.parts.mark(self.name, Stage.MIGRATE)  # a durable write: only for work
             services = self.parts.services
             assert services is not None, "setting plugins up needs storage"
             upgrade = self.parts.settings.auto_migrate

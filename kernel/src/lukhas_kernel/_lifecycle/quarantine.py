@@ -20,16 +20,10 @@ from .._core.isolation import describe
 from .._plugin.states import Stage
 from .._services.starts import Quarantine, StartLedger
 
-__all__ = ["Outcome", "StartCount", "quarantine_reason"]
+__all__ = ["Outcome", "StartCount"]
 
 log = structlog.get_logger("lukhas.kernel")
 Outcome = Literal["up", "failed", "uncounted"]
-
-
-def quarantine_reason(quarantine: Quarantine) -> str:
-    """The plugin's reason while quarantined (its routes prefix `<name> subsystem quarantined: `)."""
-    return (f"failed {quarantine.failures} consecutive starts, "
-            f"last: {quarantine.stage}: {quarantine.reason}")
 
 
 class StartCount:

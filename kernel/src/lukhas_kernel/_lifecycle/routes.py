@@ -3,6 +3,8 @@
 Invariants: a prefix is claimed by at most one owner, the kernel's first;
 a (method, path) is mounted by at most one plugin; a plugin's routes lie
 under its prefixes. A plugin brought up again replaces its own entries.
+`revision` changes whenever the mounted routes do, so what is built from
+them (a router, the OpenAPI document) is current while it is the same.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class RouteTable:
         self._claims: dict[str, str] = {prefix: _KERNEL for prefix in KERNEL_PREFIXES}
         self.mounted: dict[tuple[str, str], Mounted] = {}
         self.middlewares: dict[str, list[Any]] = {}
+        self.revision = 0
 
     def claim(self, plugin: str, prefix: str) -> None:
         """Claim `prefix` for `plugin`; raises RoutesRefused on a clash."""
@@ -93,12 +96,14 @@ class RouteTable:
         for key, route in keys.items():
             self.mounted[key] = Mounted(plugin, route)
         self.middlewares[plugin] = middlewares
+        self.revision += 1
 
     def unmount(self, plugin: str) -> None:
         """Forget `plugin`'s routes and middlewares (the host answers 404 for them)."""
         for key in [k for k, entry in self.mounted.items() if entry.plugin == plugin]:
             del self.mounted[key]
         self.middlewares.pop(plugin, None)
+        self.revision += 1
 
     def routes_of(self, plugin: str) -> list[Route]:
         return [entry.route for entry in self.mounted.values() if entry.plugin == plugin]

@@ -52,10 +52,14 @@ class Quarantine:
     reason: str | None
 
     @property
+    def summary(self) -> str:
+        """Why it is quarantined: the plugin's reason, and the CLI's column."""
+        return f"failed {self.failures} consecutive starts, last: {self.stage}: {self.reason}"
+
+    @property
     def detail(self) -> str:
         """What its routes answer while it is quarantined."""
-        return (f"{self.plugin} subsystem quarantined: failed {self.failures} consecutive starts, "
-                f"last: {self.stage}: {self.reason}")
+        return f"{self.plugin} subsystem quarantined: {self.summary}"
 
 
 def this_process() -> str:
