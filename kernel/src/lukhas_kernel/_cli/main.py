@@ -4,33 +4,35 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 import structlog
-from aiohttp import web
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from .._core.isolation import describe
 from .._core.settings import KernelSettings, SettingsError
 from .._flags.parsing import flag_name, load_flags
-from .._http.serving import ConnectionLimits, serve_app
 from .._lifecycle.discovery import discover
 from .._plugin.states import PluginState, PluginView, StartupReport
 from .._services.bundle import database_from
 from .._services.starts import Quarantine, StartLedger
-from .._services.storage import Database, StorageError, default_url
+from .._services.storage import Database, default_url
 from .admin import db, tokens, users
-from .bootstrap import create_app, load_kernel, services_of
+from .bootstrap import load_kernel
 from .common import fail as _fail
 from .common import run as _run
 from .common import settings as _settings
 from .common import with_database
-from .workers import CannotStart, Supervisor, prepare, serve_worker
+from .hostfile import HostLock, HostRunning, ReloadOutcome, running_host
+from .supervisor import CannotStart, Supervisor
+from .workers import serve_worker
 
 __all__ = ["main"]
 
@@ -70,62 +72,75 @@ def main() -> None:
 @click.option("--host", help="Listen address (LUKHAS_HOST).")
 @click.option("--port", type=int, help="Listen port (LUKHAS_PORT).")
 @click.option("--workers", type=int, help="Host processes serving the port (LUKHAS_WORKERS, default 1).")
-@click.option("--worker-fd", type=int, hidden=True)  # a worker of `--workers N`: the listening socket
-@click.option("--status-fd", type=int, hidden=True)  # ... and the pipe it reports to its parent on
+@click.option("--worker-fd", type=int, hidden=True)  # a worker: the listening socket
+@click.option("--status-fd", type=int, hidden=True)  # ... the pipe it reports to the supervisor on
+@click.option("--prepare", is_flag=True, hidden=True)  # ... and whether it migrates first
 def serve(host: str | None, port: int | None, workers: int | None, worker_fd: int | None,
-          status_fd: int | None) -> None:
-    """Start the host: load every enabled plugin, then serve HTTP."""
-    settings, config = _settings(host=host, port=port, workers=workers)
+          status_fd: int | None, prepare: bool) -> None:
+    """Start the host: load every enabled plugin, then serve HTTP; reload on SIGHUP."""
+    overrides = {"host": host, "port": port, "workers": workers}
+    settings, config = _settings(**overrides)
     if worker_fd is not None:
-        serve_worker(settings, config, worker_fd, status_fd)
-    # Bind now, so a taken port fails before plugins load; aiohttp listens on it
-    # only once the app has started, so nobody connects to a host not yet ready.
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+        serve_worker(settings, config, worker_fd, status_fd, preparing=prepare)
+    lock = HostLock(Path(settings.data_dir))
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((settings.host, settings.port))
-    except OSError as exc:
-        sock.close()
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        _fail(f"cannot listen on {settings.host}:{settings.port}: {reason}", 1)
-    url = f"http://{settings.host}:{sock.getsockname()[1]}"
-    if settings.workers > 1:
-        _serve_workers(settings, config, sock, url)
-        return
-
-    async def app() -> web.Application:
-        application = await create_app(settings, config)
-        _show_first_admin(services_of(application).first_admin_token)
-
-        async def announce(_: web.Application) -> None:
-            structlog.get_logger("lukhas.host").info("lukhas.listening", url=url)
-
-        application.on_startup.append(announce)
-        return application
-
-    try:
-        serve_app(app(), sock, ConnectionLimits.of(settings), settings.shutdown_grace_s)
-    except SettingsError as exc:
-        _fail(str(exc), 2)
-    except StorageError as exc:
+        lock.acquire()
+    except HostRunning as exc:
         _fail(str(exc), 1)
-
-
-def _serve_workers(settings: KernelSettings, config: dict[str, Any], sock: socket.socket, url: str) -> None:
-    """The parent of `--workers N`: the one-time work, then supervise the workers."""
-    _show_first_admin(_run(prepare(settings, config)))
+    except OSError as exc:
+        _fail(f"cannot use data dir {settings.data_dir}: {describe(exc)}", 1)
     try:
-        Supervisor(settings, sock, url).run()
-    except CannotStart as exc:
-        _fail(str(exc), exc.code)
+        # Bind now, so a taken port fails before any plugin loads; the workers
+        # listen on it only once started, so nobody reaches a host not yet ready.
+        sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((settings.host, settings.port))
+        except OSError as exc:
+            sock.close()
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            _fail(f"cannot listen on {settings.host}:{settings.port}: {reason}", 1)
+        url = f"http://{settings.host}:{sock.getsockname()[1]}"
+        try:
+            Supervisor(settings, sock, url, {k: v for k, v in overrides.items() if v is not None}).run()
+        except CannotStart as exc:
+            _fail(str(exc), exc.code)
+        finally:
+            sock.close()
     finally:
-        sock.close()
+        lock.release()
 
 
-def _show_first_admin(token: str | None) -> None:
-    if token:  # printed once, on the terminal; it never reaches a log
-        click.echo("Created the first admin user 'admin'. Its token, shown only this once:\n"
-                   f"\n    {token}\n\nUse it as 'Authorization: Bearer <token>'.")
+@main.command()
+def reload() -> None:
+    """Reload the host serving this data dir (SIGHUP) and wait for the outcome.
+
+    Exits 0 once the new generation of workers serves, 1 if the reload
+    failed (the old one serves on), 2 if no host is running.
+    """
+    settings, _ = _settings()
+    data_dir = Path(settings.data_dir)
+    pid = running_host(data_dir)
+    if pid is None:
+        _fail(f"no host is running on data dir {data_dir}", 2)
+    sent_ns = time.monotonic_ns()
+    os.kill(pid, signal.SIGHUP)
+    # The host bounds a reload by its own timeout; this only guards against
+    # a host that stopped answering altogether.
+    wait_s = 2 * settings.reload_timeout_s + 60
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        outcome = ReloadOutcome.read(data_dir)
+        if outcome is not None and outcome.host == pid and outcome.started_ns >= sent_ns:
+            if outcome.outcome == "failed":
+                _fail(f"reload failed: {outcome.reason}", 1)
+            click.echo(f"reload completed: generation {outcome.generation}, workers "
+                       f"{', '.join(map(str, outcome.workers))}")
+            return
+        if running_host(data_dir) != pid:
+            _fail(f"the host (pid {pid}) stopped during the reload", 1)
+        time.sleep(0.1)
+    _fail(f"no outcome from the host (pid {pid}) within {wait_s:.0f} s", 1)
 
 
 @main.group()

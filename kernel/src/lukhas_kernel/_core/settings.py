@@ -123,6 +123,8 @@ class KernelSettings(PluginSettings):
     quarantine_after: int = Field(3, ge=0, le=1000)
     # How long a stopping host process lets in-flight requests finish.
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
+    # How long a reload's new generation of workers has to be ready.
+    reload_timeout_s: float = Field(60.0, gt=0, le=3600)
 
     @field_validator("required_plugins", "extra_plugins", "chaos")
     @classmethod

@@ -34,7 +34,7 @@ import contextlib
 import signal
 import socket
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,9 +214,10 @@ class _GuardedRunner(web.AppRunner):
 
 
 def serve_app(app: Awaitable[web.Application], sock: socket.socket, limits: ConnectionLimits,
-              grace_s: float = 30.0) -> None:
+              grace_s: float = 30.0, on_stopping: Callable[[], None] | None = None) -> None:
     """Serve `app` on the listening `sock` until SIGINT or SIGTERM, then stop
     gracefully: requests being answered get up to `grace_s` seconds.
+    `on_stopping` is called once this process no longer accepts connections.
 
     As `aiohttp.web.run_app(app, sock=sock)`, with guarded connections; the
     app's start-up errors propagate to the caller. Returns once stopped.
@@ -241,7 +242,7 @@ def serve_app(app: Awaitable[web.Application], sock: socket.socket, limits: Conn
                 await runner.cleanup()
                 raise
             # Not in a `finally`: the app's cleanup must run once only.
-            await _stopped(runner, stop_signal, grace_s)
+            await _stopped(runner, stop_signal, grace_s, on_stopping)
         finally:
             for sig in _STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
@@ -260,13 +261,18 @@ def _stop(received: asyncio.Future[signal.Signals], sig: signal.Signals) -> None
         received.set_result(sig)
 
 
-async def _stopped(runner: _GuardedRunner, sig: signal.Signals, grace_s: float) -> None:
-    """The graceful stop, logged: aiohttp's runner cleanup closes the
-    listening socket first, then drains for the grace, then cleans the app up."""
+async def _stopped(runner: _GuardedRunner, sig: signal.Signals, grace_s: float,
+                   on_stopping: Callable[[], None] | None) -> None:
+    """The graceful stop, logged: close the listening socket, then aiohttp's
+    runner cleanup drains for the grace and cleans the app up."""
     server = runner.server
     assert isinstance(server, _GuardedServer)
     started = time.monotonic()
     host_log.info("host.stopping", signal=sig.name, in_flight=server.in_flight, grace_s=grace_s)
+    for site in list(runner.sites):
+        await site.stop()  # the cleanup would stop it first too; here we learn when
+    if on_stopping is not None:
+        on_stopping()
     await runner.cleanup()
     host_log.info("host.stopped", signal=sig.name, cut=server.cut,
                   duration_s=round(time.monotonic() - started, 3))
