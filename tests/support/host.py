@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -34,6 +35,41 @@ class Host:
         """The host's JSON log events called `name` (read once it has stopped)."""
         lines = (json.loads(line) for line in self.stderr.splitlines() if line.startswith("{"))
         return [line for line in lines if line.get("event") == name]
+
+
+def parent_of(pid: int) -> int:
+    """The parent process id of `pid` (Linux `/proc`)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no PPid for {pid}")
+
+
+def workers_of(pid: int) -> list[int]:
+    """The live child processes of `pid`: a host's workers."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if parent_of(int(entry.name)) == pid:
+                    children.append(int(entry.name))
+            except (OSError, AssertionError):  # exited meanwhile
+                continue
+    return sorted(children)
+
+
+def kill_9(process: subprocess.Popen[str]) -> None:
+    """SIGKILL a host this test started and its workers, by their pids: no
+    shutdown, no teardown anywhere (a worker left alone would notice its
+    supervisor is gone and stop gracefully)."""
+    workers = workers_of(process.pid)
+    process.kill()
+    process.wait(timeout=15)
+    for pid in workers:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _status(url: str) -> int | None:

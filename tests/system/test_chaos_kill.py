@@ -19,7 +19,7 @@ import pytest
 from support.cli import add_user, data_dir
 from support.dream_inputs import FRAGMENTS
 from support.glyphs import BIND, audit_verify
-from support.host import serving
+from support.host import kill_9, serving
 from support.polling import eventually
 from support.urls import get, post
 
@@ -107,7 +107,7 @@ def test_nothing_acknowledged_is_lost_after_kill_9(tmp_path):
     with serving(tmp_path, ENV, expect_exit=None) as host, Writers(host.url, admin, users) as writers:
         eventually(lambda: writers.enough() or writers.errors, 60, interval=0.01,
                    what="enough writes acknowledged (or a writer failed)")
-        host.process.kill()  # SIGKILL mid-traffic: no shutdown, no teardown
+        kill_9(host.process)  # SIGKILL mid-traffic: no shutdown, no teardown
         host.process.wait(timeout=15)
     assert not writers.errors, writers.errors
     assert writers.enough(), (len(writers.binds), len(writers.dreams), writers.updates)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
 
 import pytest
 from support.cli import add_user, clean_env, cli, data_dir, ok, one_line_error
-from support.host import serving
+from support.host import kill_9, serving
 from support.net import free_port
 from support.polling import eventually
 from support.urls import get, send
@@ -116,8 +115,7 @@ def test_kill_9_during_setup_counts_as_a_failed_start(tmp_path):
         eventually(lambda: ("healthy", "setup") in _marker(tmp_path), 30,
                    what="healthy's setup marker")
     finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=15)
+        kill_9(process)
     _, token = add_user(tmp_path, "root", "--admin")
     with serving(tmp_path, PLUGINS | {"LUKHAS_QUARANTINE_AFTER": "1"}) as host:
         item = states(host.url, token)["healthy"]

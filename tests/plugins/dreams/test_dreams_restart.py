@@ -12,7 +12,7 @@ import pytest
 from support.cli import add_user
 from support.dream_inputs import LONG
 from support.dreams import job, wait_job
-from support.host import serving
+from support.host import kill_9, serving
 from support.urls import get, post
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.both_databases]
@@ -27,7 +27,7 @@ def kill_mid_job(tmp_path: Path, env: dict[str, str], token: str, dream_id: str 
         if dream_id is None:
             dream_id = post(f"{host.url}/api/v1/dreams/parallel", token, LONG, 202)["dream_id"]
         wait_job(host.url, token, dream_id, lambda j: j["status"] == "running")
-        host.process.kill()  # no teardown: the job is left `running` in the table
+        kill_9(host.process)  # no teardown: the job is left `running` in the table
         host.process.wait(timeout=15)
     return dream_id
 

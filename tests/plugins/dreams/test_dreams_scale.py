@@ -8,8 +8,6 @@ on 127.0.0.1 started and closed by the test.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +26,7 @@ from support.cli import first_admin_token
 from support.database import on_database
 from support.dream_inputs import FRAGMENTS, LONG
 from support.dreams import DREAMS, dream, job, set_parallel, settled, submit, wait_job
-from support.host import Host, serving
+from support.host import Host, kill_9, serving
 from support.net import free_port
 from support.urls import get, send
 
@@ -63,8 +61,7 @@ def host_running_long(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[Hos
 
 def kill(host: Host) -> None:
     """SIGKILL a host this test started, by its PID: no teardown, its jobs stay `running`."""
-    os.kill(host.process.pid, signal.SIGKILL)
-    host.process.wait(timeout=15)
+    kill_9(host.process)
 
 
 # -- claims ------------------------------------------------------------------

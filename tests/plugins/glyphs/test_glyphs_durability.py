@@ -12,7 +12,7 @@ import urllib.error
 import pytest
 from support.cli import add_user, data_dir
 from support.glyphs import BIND, audit_verify
-from support.host import serving
+from support.host import kill_9, serving
 from support.polling import eventually
 from support.urls import get, send
 
@@ -49,7 +49,7 @@ def test_acknowledged_binds_survive_kill_9(tmp_path, database_env):
         for client in clients:
             client.start()
         eventually(lambda: len(acknowledged) >= 200, 30, interval=0.01, what="200 binds acknowledged")
-        host.process.kill()  # SIGKILL mid-traffic, no shutdown
+        kill_9(host.process)  # SIGKILL mid-traffic, no shutdown
         host.process.wait(timeout=15)
         stop.set()
         for client in clients:

@@ -150,7 +150,6 @@ class Supervisor:
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
-            log.info("workers.starting", workers=self.count)
             self._begin(self.settings, deadline=None)
             while self._stop is None:
                 for key, _ in self._selector.select(_TICK_S):
@@ -219,9 +218,12 @@ class Supervisor:
                      detail="another reload runs once this one ends")
         failed = next((w for w in starting.spawned if not w.ready and w.process.poll() is not None), None)
         if failed is not None:
-            how = failed.failure[1] if failed.failure else \
-                f"worker {failed.pid} exited with {_exit_of(failed)} before serving; see its log"
-            self._generation_failed(starting, failed.failure[0] if failed.failure else 1, how)
+            if failed.failure is not None:
+                self._generation_failed(starting, *failed.failure)
+            else:  # it died without a word (a crash, a signal): its own exit code, if any
+                code = failed.process.returncode
+                self._generation_failed(starting, code if code > 0 else 1, f"worker {failed.pid} exited "
+                                        f"with {_exit_of(failed)} before serving; see its log")
             return
         if starting.deadline is not None and time.monotonic() > starting.deadline:
             self._generation_failed(starting, 1, f"generation {starting.number} not ready within "
@@ -253,7 +255,8 @@ class Supervisor:
         pids = sorted(w.pid for w in starting.spawned)
         if not self.serving:
             self.serving = True
-            log.info("lukhas.listening", url=self.url, workers=self.count, pids=pids)
+            log.info("lukhas.listening", url=self.url, workers=self.count, pids=pids,
+                     metrics_dir=self.metrics_dir)
             return
         log.info("reload.completed", generation=starting.number, workers=pids,
                  duration_s=round((time.monotonic_ns() - starting.started_ns) / 1e9, 3))
@@ -299,7 +302,10 @@ class Supervisor:
         worker = _Worker(process, read, generation)
         self.workers[worker.pid] = worker
         self._selector.register(read, selectors.EVENT_READ, worker)
-        log.info("worker.started", pid=worker.pid, generation=generation, preparing=preparing)
+        # Until the host serves, its start is one line (`lukhas.listening`) or
+        # the one line of why it cannot start.
+        (log.info if self.serving else log.debug)(
+            "worker.started", pid=worker.pid, generation=generation, preparing=preparing)
         return worker
 
     def _read(self, worker: _Worker) -> bool | None:
@@ -376,7 +382,8 @@ class Supervisor:
         worker.kill_at = time.monotonic() + self.stop_wait_s()
         with contextlib.suppress(ProcessLookupError):
             worker.process.send_signal(signal.SIGTERM)
-        log.info("worker.stopping", pid=worker.pid, generation=worker.generation)
+        (log.info if self.serving else log.debug)(
+            "worker.stopping", pid=worker.pid, generation=worker.generation)
 
     def _kill_overdue(self) -> None:
         now = time.monotonic()
