@@ -81,9 +81,11 @@ def _status(url: str) -> int | None:
 
 @contextmanager
 def serving(tmp_path: Path, env: dict[str, str] | None = None,
-            expect_exit: int | None = 0, ready: str = "/healthz") -> Iterator[Host]:
+            expect_exit: int | None = 0, ready: str = "/healthz",
+            python: str | Path = sys.executable) -> Iterator[Host]:
     """A real `lukhas serve` on a free port, answering 200 on `ready`; stopped
-    with SIGINT afterwards. Its data dir is `tmp_path/data`, its log JSON.
+    with SIGINT afterwards. Its data dir is `tmp_path/data`, its log JSON;
+    `python` is the interpreter it runs on (another venv's).
 
     It must exit with `expect_exit` (None: any code, e.g. when the test killed it).
     """
@@ -93,7 +95,7 @@ def serving(tmp_path: Path, env: dict[str, str] | None = None,
     # The log goes to a file, not a pipe: a pipe read only at the end fills
     # up under traffic (64 KiB), and the host then blocks writing its log.
     log = tempfile.TemporaryFile("w+", encoding="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", "lukhas_kernel", "serve"], cwd=tmp_path,
+    process = subprocess.Popen([str(python), "-m", "lukhas_kernel", "serve"], cwd=tmp_path,
                                env=full, stdout=subprocess.PIPE, stderr=log, text=True)
     host = Host(process, f"http://127.0.0.1:{port}")
     status = None

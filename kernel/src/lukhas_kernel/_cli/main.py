@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from .._core.isolation import describe
-from .._core.settings import KernelSettings, SettingsError
+from .._core.settings import HostSettings, KernelSettings, SettingsError, load_config_file, load_settings
 from .._flags.parsing import flag_name, load_flags
 from .._lifecycle.discovery import discover
 from .._plugin.states import PluginState, PluginView, StartupReport
@@ -118,7 +118,7 @@ def reload() -> None:
     Exits 0 once the new generation of workers serves, 1 if the reload
     failed (the old one serves on), 2 if no host is running.
     """
-    settings, _ = _settings()
+    settings = _host_settings()
     data_dir = Path(settings.data_dir)
     pid = running_host(data_dir)
     if pid is None:
@@ -141,6 +141,18 @@ def reload() -> None:
             _fail(f"the host (pid {pid}) stopped during the reload", 1)
         time.sleep(0.1)
     _fail(f"no outcome from the host (pid {pid}) within {wait_s:.0f} s", 1)
+
+
+def _host_settings() -> HostSettings:
+    """The data dir and the reload timeout, even from a config file that the
+    reload will reject: the host is to report what is wrong with it."""
+    try:
+        return load_settings(HostSettings, load_config_file(), ("kernel",))
+    except SettingsError:
+        try:
+            return load_settings(HostSettings, {}, ("kernel",))  # the environment's alone
+        except SettingsError as exc:
+            _fail(str(exc), 2)
 
 
 @main.group()

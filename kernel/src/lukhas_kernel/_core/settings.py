@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "HostSettings",
     "KernelSettings",
     "PluginSettings",
     "SettingsError",
@@ -77,12 +78,20 @@ class PluginSettings(BaseSettings):
         return (init_settings, env_settings, dotenv_settings, toml_settings)
 
 
-class KernelSettings(PluginSettings):
-    """Settings of the kernel itself (docs/settings.md); TOML table `[kernel]`."""
+class HostSettings(PluginSettings):
+    """What finds a running host and bounds a wait for it (`lukhas reload`):
+    any other kernel setting may be what the reload it asks for rejects."""
 
     model_config = SettingsConfigDict(env_prefix="LUKHAS_")
 
     data_dir: Path = Path(".lukhas")
+    # How long a reload's new generation of workers has to be ready.
+    reload_timeout_s: float = Field(60.0, gt=0, le=3600)
+
+
+class KernelSettings(HostSettings):
+    """Settings of the kernel itself (docs/settings.md); TOML table `[kernel]`."""
+
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     # Host processes serving the one port (`lukhas serve --workers N`); 1 is one process.
@@ -123,8 +132,6 @@ class KernelSettings(PluginSettings):
     quarantine_after: int = Field(3, ge=0, le=1000)
     # How long a stopping host process lets in-flight requests finish.
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
-    # How long a reload's new generation of workers has to be ready.
-    reload_timeout_s: float = Field(60.0, gt=0, le=3600)
 
     @field_validator("required_plugins", "extra_plugins", "chaos")
     @classmethod

@@ -17,14 +17,17 @@ bytes, which may hold a bearer token or a cookie. The handler here adds:
   error only: no byte of the request is ever echoed or logged.
 - a graceful stop: on SIGINT or SIGTERM the listening socket is closed at
   once (new connections are refused by the OS, not accepted and dropped),
-  idle connections are closed, requests being answered get up to the grace
-  (`LUKHAS_SHUTDOWN_GRACE_S`) to finish, the rest are cancelled and their
-  connections closed; then the app's cleanup tears the plugins down. One
+  every answer from then on says `Connection: close`, an idle keep-alive
+  connection stays open up to 1 s (at most the grace) for one more request,
+  so a client that sends on it is answered, not dropped; requests being
+  answered get up to the grace (`LUKHAS_SHUTDOWN_GRACE_S`) to finish, the
+  rest are cancelled and their connections closed; then the app's cleanup tears the plugins down. One
   `host.stopping` and one `host.stopped` log line.
 
 It relies on aiohttp's `RequestHandler` internals (`_messages`,
-`_request_in_progress`), which tests/test_hostile.py exercises against the
-installed aiohttp.
+`_request_in_progress`, and `Server.pre_shutdown` closing idle
+connections), which the system tests (hostile input, slow clients, graceful
+stop, reload) exercise against the installed aiohttp.
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: aiohttp takes a shutdown timeout of 0 as "no limit"; a grace of 0 means
 #: "cancel at once", so it becomes this instead.
 _NO_GRACE_S = 0.001
+#: How long a stopping process keeps an idle keep-alive connection open for
+#: one more request (at most the grace).
+_LINGER_S = 1.0
+_LINGER_POLL_S = 0.02
 #: aiohttp rounds a timeout above this many seconds up to a whole second of
 #: the loop's clock (its `ceil_threshold`); counting the cut requests follows it.
 _CEIL_THRESHOLD_S = 5.0
@@ -87,6 +94,7 @@ class _GuardedServer(web.Server):
         self.limits = limits
         self.refusing = False  # within a run of refused connections (logged at its start)
         self.cut = 0  # requests still running when the shutdown grace ended
+        self.linger_s = _LINGER_S
 
     def __call__(self) -> RequestHandler:
         return _GuardedHandler(self, loop=self._loop, **self._kwargs)
@@ -96,7 +104,31 @@ class _GuardedServer(web.Server):
         """Requests whose handler is running now."""
         return sum(1 for conn in self.connections if conn._request_in_progress)
 
+    def pre_shutdown(self) -> None:
+        # aiohttp closes every idle keep-alive connection here, at once: a
+        # client that has just sent its next request on one sees it dropped
+        # unanswered. An idle connection lingers instead (see `shutdown`);
+        # every answer from now on says `Connection: close`.
+        for conn in self.connections:
+            assert isinstance(conn, _GuardedHandler)
+            conn.stopping = True
+            if conn._request_in_progress or conn._messages:
+                conn.close()  # after this answer
+            else:
+                conn.lingering = True
+
     async def shutdown(self, timeout: float | None = None) -> None:
+        # aiohttp's own shutdown stops reading from every connection: first
+        # give each lingering one up to the linger for one more request,
+        # answered, after which it closes itself. The linger is part of the grace.
+        started = self._loop.time()
+        while any(isinstance(c, _GuardedHandler) and c.lingering for c in self.connections) \
+                and self._loop.time() - started < self.linger_s:
+            await asyncio.sleep(_LINGER_POLL_S)
+        for conn in self.connections:
+            conn.close()
+        if timeout is not None and timeout > 0:
+            timeout = max(timeout - (self._loop.time() - started), _NO_GRACE_S)
         # aiohttp cancels what still runs when its timeout ends: count those
         # at that same instant of the loop's clock.
         timer = None
@@ -123,6 +155,8 @@ class _GuardedHandler(RequestHandler):
         self._limits = manager.limits
         self._deadline: asyncio.TimerHandle | None = None
         self._payload: Any = None  # the body being received while the body deadline runs
+        self.stopping = False  # the process stops: this connection ends after its next answer
+        self.lingering = False  # it was idle then: it may still bring one more request
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -160,6 +194,8 @@ class _GuardedHandler(RequestHandler):
                               start_time: float | None) -> tuple[web.StreamResponse, bool]:
         # Answered: a body still arriving is aiohttp's to drain or drop now.
         self._disarm()
+        if self.stopping:  # so the client opens its next request elsewhere
+            resp.force_close()
         return await super().finish_response(request, resp, start_time)
 
     def handle_error(self, request: web.BaseRequest, status: int = 500,
@@ -232,6 +268,8 @@ def serve_app(app: Awaitable[web.Application], sock: socket.socket, limits: Conn
             loop.add_signal_handler(sig, _interrupt)
         try:
             await runner.setup()  # runs the app's start-up
+            assert isinstance(runner.server, _GuardedServer)
+            runner.server.linger_s = min(_LINGER_S, grace_s)
             try:
                 await web.SockSite(runner, sock).start()
                 received: asyncio.Future[signal.Signals] = loop.create_future()
