@@ -72,6 +72,24 @@ def kill_9(process: subprocess.Popen[str]) -> None:
             pass
 
 
+def _data_of(tmp_path: Path) -> dict[str, str]:
+    """The data dir `tmp_path/data`, or, while a host holds it (a test with
+    several hosts on one database, as on several machines), one of its own
+    that shares the database and the plugins' files: a data dir has one host."""
+    first = data_dir(tmp_path)
+    if not (first / "lukhas.pid").exists():
+        return {"LUKHAS_DATA_DIR": str(first)}
+    n = 2
+    while (tmp_path / f"data-{n}" / "lukhas.pid").exists():
+        n += 1
+    own = tmp_path / f"data-{n}"
+    own.mkdir(mode=0o700, exist_ok=True)
+    (first / "plugins").mkdir(mode=0o700, exist_ok=True)
+    if not (own / "plugins").exists():
+        (own / "plugins").symlink_to(first / "plugins")
+    return {"LUKHAS_DATA_DIR": str(own), "LUKHAS_DATABASE_URL": f"sqlite+aiosqlite:///{first / 'lukhas.db'}"}
+
+
 def _status(url: str) -> int | None:
     try:
         return get(url)[0]
@@ -91,7 +109,7 @@ def serving(tmp_path: Path, env: dict[str, str] | None = None,
     """
     port = free_port()
     full = clean_env({"LUKHAS_PORT": str(port), "LUKHAS_LOG_FORMAT": "json",
-                      "LUKHAS_DATA_DIR": str(data_dir(tmp_path)), **(env or {})})
+                      **_data_of(tmp_path), **(env or {})})
     # The log goes to a file, not a pipe: a pipe read only at the end fills
     # up under traffic (64 KiB), and the host then blocks writing its log.
     log = tempfile.TemporaryFile("w+", encoding="utf-8")

@@ -119,6 +119,7 @@ async def _response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+    fields = (line.partition(":") for line in lines[1:] if line)
+    headers = {name.strip().lower(): value.strip() for name, _, value in fields}
     await reader.readexactly(int(headers.get("content-length", "0")))
     return status, headers.get("connection", "").lower() == "close"

@@ -25,6 +25,7 @@ from support.urls import get
 
 LEFTOVERS = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__")
 GREET = "/api/v1/hello/greet"
+NO_HOST = "lukhas: no host is running on data dir {}"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,8 @@ def overlay(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           check=True, capture_output=True, text=True, timeout=60).stdout.strip()
     # addsitedir also runs the suite's .pth files (its editable installs).
-    Path(site, "suite.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    suite = sysconfig.get_paths()["purelib"]
+    Path(site, "suite.pth").write_text(f"import site; site.addsitedir({suite!r})\n")
     shutil.copytree(ROOT / "examples" / "hello", root / "hello", ignore=LEFTOVERS)
     subprocess.run([python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", root / "dist",
                     root / "hello"], check=True, capture_output=True, timeout=240)
@@ -196,12 +198,12 @@ def test_a_stale_pid_file_is_replaced(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
     pid_file.write_text(f"{dead}\n")  # left by a host that died: nobody holds its lock
-    assert one_line_error(reload(tmp_path), 2) == f"lukhas: no host is running on data dir {data_dir(tmp_path)}"
+    assert one_line_error(reload(tmp_path), 2) == NO_HOST.format(data_dir(tmp_path))
     with serving(tmp_path) as host:
         assert pid_file.read_text().strip() == str(host.process.pid)
         completed(reload(tmp_path))
 
 
 def test_reload_with_no_host_exits_2_with_one_line(tmp_path):
-    assert one_line_error(reload(tmp_path), 2) == f"lukhas: no host is running on data dir {data_dir(tmp_path)}"
+    assert one_line_error(reload(tmp_path), 2) == NO_HOST.format(data_dir(tmp_path))
     assert not data_dir(tmp_path).exists()  # asking created nothing
