@@ -20,7 +20,8 @@ from typing import Any
 
 from ._common import BENCH_DIR, BenchError, Figure, machine, progress, within_target
 
-MODULES = ("startup", "auth_throughput", "observability", "dreams", "vivox", "routes", "scale", "breaker")
+MODULES = ("startup", "auth_throughput", "observability", "dreams", "vivox", "routes", "scale", "breaker",
+           "reload")
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 COLUMNS = ("figure", "value", "target", "reference", "ratio", "within target?")
