@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lukhas_kernel._cli.hostfile import running_host
+
 from support.cli import clean_env, data_dir
 from support.net import free_port
 from support.polling import eventually
@@ -77,10 +79,10 @@ def _data_of(tmp_path: Path) -> dict[str, str]:
     several hosts on one database, as on several machines), one of its own
     that shares the database and the plugins' files: a data dir has one host."""
     first = data_dir(tmp_path)
-    if not (first / "lukhas.pid").exists():
+    if running_host(first) is None:  # a stale pid file is no host
         return {"LUKHAS_DATA_DIR": str(first)}
     n = 2
-    while (tmp_path / f"data-{n}" / "lukhas.pid").exists():
+    while running_host(tmp_path / f"data-{n}") is not None:
         n += 1
     own = tmp_path / f"data-{n}"
     own.mkdir(mode=0o700, exist_ok=True)
