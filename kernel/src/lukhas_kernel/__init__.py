@@ -8,6 +8,7 @@ import pluggy
 
 from ._cli.common import with_database
 from ._core.problems import ProblemError, problem_type
+from ._core.processes import process_ended
 from ._core.settings import KernelSettings, PluginSettings, SettingsError
 from ._core.version import KERNEL_VERSION
 from ._http.app import request_id
@@ -59,6 +60,7 @@ __all__ = [
     "hookimpl",
     "owned_by",
     "paginate",
+    "process_ended",
     "problem_type",
     "request_id",
     "request_user",

@@ -47,6 +47,9 @@ async def test_setup_failing_twice_is_retried_until_active_and_its_dependent_fol
         assert "/api/v1/healthy/greet" not in (await (await client.get("/openapi.json")).json())["paths"]
 
         await eventually_async(lambda: _active(client, "healthy", "needs_healthy"), 30)
+        # The recovery is logged once the attempt is settled, a moment after
+        # the routes are mounted (a durable start marker, health checks).
+        await eventually_async(lambda: _logged(logs, "plugin.recovered"), 30)
         # Its routes were mounted after the app was built: served all the same.
         greet = await client.get("/api/v1/healthy/greet", params={"name": "ada"})
         assert greet.status == 200, await greet.text()
@@ -60,6 +63,10 @@ async def test_setup_failing_twice_is_retried_until_active_and_its_dependent_fol
     assert [e["delay_s"] for e in scheduled] == [2.0, 4.0]
     recovered = [e for e in logs if e["event"] == "plugin.recovered"]
     assert [(e["plugin"], e["attempts"]) for e in recovered] == [("healthy", 3)]
+
+
+def _logged(logs: list[dict], event: str) -> bool:
+    return any(entry["event"] == event for entry in logs)
 
 
 async def _active(client, *names: str) -> bool:

@@ -89,7 +89,13 @@ class PluginRecord:
 
 
 def view_of(record: PluginRecord) -> PluginView:
-    """The record as `/api/v1/plugins` shows it."""
+    """The record as `/api/v1/plugins` shows it.
+
+    A plugin that serves shows no attempts and no next attempt: an attempt
+    that brought it up is over even before the kernel has settled its count
+    (its startup stage and health checks run after its routes are mounted).
+    """
+    up = record.state.serving
     return PluginView(
         name=record.name,
         version=record.version,
@@ -102,8 +108,8 @@ def view_of(record: PluginRecord) -> PluginView:
         stages_ms=record.startup_ms,
         routes=record.routes,
         health_checks=record.health_checks,
-        attempts=record.attempts,
-        next_attempt_at=record.next_attempt_at,
+        attempts=0 if up else record.attempts,
+        next_attempt_at=None if up else record.next_attempt_at,
         breaker=record.breaker,
         breaker_opened=record.breaker_opened,
     )

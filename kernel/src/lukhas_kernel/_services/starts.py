@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import sqlalchemy as sa
 
+from .._core.processes import process_ended
 from .accounts import metadata, now
 from .storage import Database, UtcDateTime
 
@@ -68,20 +68,9 @@ def this_process() -> str:
 
 
 def _gone(pid: int) -> bool:
-    """Whether process `pid` of this host has ended (a zombie has)."""
-    if pid == os.getpid():  # a marker with this process's pid is a predecessor's
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # another user's process: alive
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    try:  # "pid (name) S ...": the state follows the last parenthesis
-        return stat.read_text().rpartition(")")[2].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    """Whether process `pid` of this host has ended."""
+    # A marker with this process's pid is a predecessor's.
+    return pid == os.getpid() or process_ended(pid)
 
 
 class StartLedger:

@@ -20,6 +20,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from lukhas_kernel import process_ended
+
 __all__ = ["Incarnation"]
 
 
@@ -58,12 +60,5 @@ class Incarnation:
             return False
         if not self.node or node != self.node or runner == self.runner or pid <= 0:
             return False
-        if pid == self.pid:
-            return True  # this process's previous incarnation
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:  # alive, under another user
-            return False
-        return False
+        # The same pid is this process's previous incarnation.
+        return pid == self.pid or process_ended(pid)
