@@ -3,6 +3,7 @@ lukhas_kernel.testing.pytest_plugin."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -10,6 +11,7 @@ from typing import TypeVar
 import pytest
 from lukhas_kernel._services.storage import default_url
 from lukhas_kernel.testing import LocalPostgres, LocalRedis, local_postgres, local_redis
+from redis import Redis
 
 T = TypeVar("T")
 #: The databases a module marked `both_databases` runs every test on.
@@ -42,6 +44,18 @@ def redis_server() -> Iterator[LocalRedis]:
     """One real redis-server for the whole run, started on first use."""
     with local_redis() as server:
         yield server
+
+
+_redis_databases = itertools.count(1)
+
+
+@pytest.fixture
+def redis_url(redis_server: LocalRedis) -> str:
+    """A Redis database of this test's own (1..15, never 0), empty."""
+    url = redis_server.url(next(_redis_databases) % 15 + 1)
+    with Redis.from_url(url, socket_timeout=5) as client:
+        client.flushdb()
+    return url
 
 
 @pytest.fixture

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 from support.cli import add_user, clean_env, cli, data_dir, first_admin_token, one_line_error
+from support.dream_inputs import LONG
+from support.dreams import wait_job
 from support.host import serving
 from support.load import Load
 from support.paths import ROOT
 from support.polling import eventually
-from support.urls import get
+from support.urls import get, post, send
 
 LEFTOVERS = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__")
 GREET = "/api/v1/hello/greet"
@@ -159,6 +161,30 @@ def test_a_plugin_failing_in_the_new_generation_does_not_fail_the_reload(tmp_pat
         status, _, body = get(host.url + "/api/v1/plugins", token)
         [healthy] = [p for p in json.loads(body)["items"] if p["name"] == "healthy"]
         assert (healthy["state"], healthy["stage"]) == ("failed", "setup")
+
+
+# -- what lives in the database or Redis outlives a generation ------------------
+
+
+def test_flags_rate_limit_counts_and_dream_jobs_live_through_a_reload(tmp_path, redis_url):
+    env = {"LUKHAS_RATE_LIMIT_STORAGE": redis_url, "VIVOX_READ_RATE_LIMIT": "5/minute",
+           "DREAMS_MAX_RUNNING": "1", "DREAMS_MAX_JOB_COST": str(64 * 16 * 8)}
+    ops_id, token = add_user(tmp_path, "ops", "--admin")
+    drift = f"/api/v1/drift/{ops_id}"
+    with serving(tmp_path, env) as host:
+        assert send(host.url + "/api/v1/admin/flags", token, {"GLYPHS_ENABLED": False}, "PATCH")[0] == 200
+        dream_id = post(host.url + "/api/v1/dreams/parallel", token, LONG, 202)["dream_id"]
+        assert [get(host.url + drift, token)[0] for _ in range(3)] == [200] * 3
+
+        completed(reload(tmp_path))
+
+        assert json.loads(get(host.url + "/api/v1/admin/flags", token)[2])["GLYPHS_ENABLED"] is False
+        assert get(host.url + "/api/v1/glyphs/bindings/list", token)[0] == 403
+        # The moving window counted the three reads of the old generation.
+        assert [get(host.url + drift, token)[0] for _ in range(3)] == [200, 200, 429]
+        # The job the old worker had taken is taken up by the new one and finishes.
+        done = wait_job(host.url, token, dream_id, lambda j: j["status"] not in ("queued", "running"))
+        assert done["status"] == "completed", done
 
 
 # -- queued reloads, the pid file, no host ---------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import socket
 from collections.abc import Iterator
@@ -22,9 +21,8 @@ from typing import Any
 
 import pytest
 import structlog
-from lukhas_kernel.testing import KERNEL_KEY, LocalRedis
+from lukhas_kernel.testing import KERNEL_KEY
 from prometheus_client.parser import text_string_to_metric_families
-from redis import Redis
 from support.answers import PROBLEM, problem
 from support.cli import add_user, lukhas, one_line_error
 from support.host import serving
@@ -36,16 +34,6 @@ from support.vivox import VIVOX
 
 NOTES = "sample_plugins.notes"  # POST /api/v1/notes: 3/minute per caller
 DAY0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-_databases = itertools.count(1)
-
-
-@pytest.fixture
-def redis_url(redis_server: LocalRedis) -> str:
-    """A Redis database of this test's own (1..15, never 0), empty."""
-    url = redis_server.url(next(_databases) % 15 + 1)
-    with Redis.from_url(url, socket_timeout=5) as client:
-        client.flushdb()
-    return url
 
 
 @pytest.fixture
