@@ -43,7 +43,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import deque
@@ -58,6 +57,7 @@ import structlog
 from .._core.settings import KernelSettings, SettingsError
 from .bootstrap import kernel_settings
 from .hostfile import ReloadOutcome
+from .worker_process import WorkerProcess
 from .workers import MULTIPROC_ENV
 
 __all__ = ["CannotStart", "Supervisor"]
@@ -85,23 +85,6 @@ class CannotStart(Exception):
 
 
 @dataclass
-class _Worker:
-    process: subprocess.Popen[bytes]
-    status: int  # the read end of its status pipe
-    generation: int
-    pending: bytes = b""
-    prepared: bool = False
-    ready: bool = False
-    accepting: bool = True  # until it reports `stopping` or exits
-    failure: tuple[int, str] | None = None
-    kill_at: float | None = None  # monotonic; set once it was asked to stop
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-
-@dataclass
 class _Generation:
     """A generation being started: the first one, or a reload's."""
 
@@ -109,11 +92,11 @@ class _Generation:
     settings: KernelSettings
     started_ns: int
     deadline: float | None  # monotonic; none for the first generation
-    spawned: list[_Worker] = field(default_factory=list)
+    spawned: list[WorkerProcess] = field(default_factory=list)
     replaced: int = 0  # old workers asked to stop, one per ready new one
 
     @property
-    def ready(self) -> list[_Worker]:
+    def ready(self) -> list[WorkerProcess]:
         return [w for w in self.spawned if w.ready]
 
 
@@ -128,7 +111,7 @@ class Supervisor:
         self.data_dir = Path(settings.data_dir)
         self.overrides = overrides or {}  # the command line's, kept over reloads
         self.generation = 0  # the last generation that started completely
-        self.workers: dict[int, _Worker] = {}
+        self.workers: dict[int, WorkerProcess] = {}
         self.serving = False  # the first generation is ready
         self._starting: _Generation | None = None
         self._reload_wanted = False
@@ -153,7 +136,7 @@ class Supervisor:
             self._begin(self.settings, deadline=None)
             while self._stop is None:
                 for key, _ in self._selector.select(_TICK_S):
-                    if self._read(key.data) is False:
+                    if key.data.read_status() is False:
                         self._selector.unregister(key.fd)
                 for worker in list(self.workers.values()):
                     if worker.process.poll() is not None:
@@ -223,7 +206,7 @@ class Supervisor:
             else:  # it died without a word (a crash, a signal): its own exit code, if any
                 code = failed.process.returncode
                 self._generation_failed(starting, code if code > 0 else 1, f"worker {failed.pid} exited "
-                                        f"with {_exit_of(failed)} before serving; see its log")
+                                        f"with {failed.exit_description()} before serving; see its log")
             return
         if starting.deadline is not None and time.monotonic() > starting.deadline:
             self._generation_failed(starting, 1, f"generation {starting.number} not ready within "
@@ -282,63 +265,26 @@ class Supervisor:
 
     # -- workers ---------------------------------------------------------------
 
-    def _spawn(self, generation: int, *, preparing: bool) -> _Worker:
-        read, write = os.pipe()
+    def _spawn(self, generation: int, *, preparing: bool) -> WorkerProcess:
         env = dict(os.environ)
         if self.metrics_dir is not None:
             env[MULTIPROC_ENV] = self.metrics_dir
-        fd = self.sock.fileno()
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "lukhas_kernel", "serve", "--worker-fd", str(fd),
-                 "--status-fd", str(write), *(["--prepare"] if preparing else [])],
-                pass_fds=(fd, write), env=env, stdin=subprocess.DEVNULL,
-                # Its own session: a terminal's Ctrl-C or hang-up reaches only
-                # the supervisor, which signals each worker once, by its pid.
-                start_new_session=True)
-        finally:
-            os.close(write)
-        os.set_blocking(read, False)
-        worker = _Worker(process, read, generation)
+        worker = WorkerProcess.spawn(self.sock, generation, env, preparing=preparing)
         self.workers[worker.pid] = worker
-        self._selector.register(read, selectors.EVENT_READ, worker)
+        self._selector.register(worker.status, selectors.EVENT_READ, worker)
         # Until the host serves, its start is one line (`lukhas.listening`) or
         # the one line of why it cannot start.
         (log.info if self.serving else log.debug)(
             "worker.started", pid=worker.pid, generation=generation, preparing=preparing)
         return worker
 
-    def _read(self, worker: _Worker) -> bool | None:
-        """Take what the worker reported: True if something was read, None if
-        nothing is there now, False once its status pipe is closed."""
-        try:
-            chunk = os.read(worker.status, 4096)
-        except BlockingIOError:
-            return None
-        if not chunk:
-            return False
-        worker.pending += chunk
-        *lines, worker.pending = worker.pending.split(b"\n")
-        for line in lines:
-            text = line.decode(errors="replace")
-            if text == "prepared":
-                worker.prepared = True
-            elif text == "ready":
-                worker.ready = True
-            elif text == "stopping":
-                worker.accepting = False
-            elif text.startswith("failed "):
-                code, _, reason = text.removeprefix("failed ").partition(" ")
-                worker.failure = (int(code) if code.isdigit() else 1, reason)
-        return True
-
-    def _forget(self, worker: _Worker) -> None:
+    def _forget(self, worker: WorkerProcess) -> None:
         """Drop an exited worker, after what it reported just before exiting."""
         with contextlib.suppress(KeyError):
             self._selector.unregister(worker.status)
         # It has exited, so whatever it wrote is in the pipe now. Not a
         # blocking read: a process it started might still hold the pipe.
-        while self._read(worker):
+        while worker.read_status():
             pass
         os.close(worker.status)
         worker.accepting = False
@@ -351,13 +297,13 @@ class Supervisor:
             mark_dead: Callable[..., None] = multiprocess.mark_process_dead
             mark_dead(worker.pid, self.metrics_dir)
 
-    def _exited(self, worker: _Worker) -> None:
+    def _exited(self, worker: WorkerProcess) -> None:
         self._forget(worker)
         starting = self._starting
         if worker.kill_at is not None or (starting is not None and worker in starting.spawned
                                           and not worker.ready):
             return  # asked to stop, or a starting generation's failure (see _advance)
-        log.warning("worker.exited", pid=worker.pid, exited_with=_exit_of(worker),
+        log.warning("worker.exited", pid=worker.pid, exited_with=worker.exit_description(),
                     reason=worker.failure[1] if worker.failure else None)
 
     def _replace_missing(self) -> None:
@@ -377,7 +323,7 @@ class Supervisor:
                         retry_in_s=round(self._restarts[0] + RESTART_WINDOW_S - now, 1),
                         reason=f"more than {RESTARTS} restarts within {RESTART_WINDOW_S:.0f} s")
 
-    def _ask_to_stop(self, worker: _Worker) -> None:
+    def _ask_to_stop(self, worker: WorkerProcess) -> None:
         """SIGTERM: it stops accepting at once and drains; SIGKILL if it overstays."""
         worker.kill_at = time.monotonic() + self.stop_wait_s()
         with contextlib.suppress(ProcessLookupError):
@@ -419,8 +365,3 @@ class Supervisor:
                 worker.process.wait(10)
             self._forget(worker)
 
-
-def _exit_of(worker: _Worker) -> str:
-    """How an exited worker ended: "exit code N" or "signal NAME"."""
-    code = worker.process.returncode
-    return f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
