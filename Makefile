@@ -8,6 +8,12 @@ EDITABLES := -e ./kernel $(foreach p,$(PLUGIN_DIRS),-e ./$(dir $(p)))
 
 .PHONY: install install-dev test-tools run test bench lint clean
 
+# Debian packages the tests or benchmarks need, installed with apt-get as root;
+# anyone else gets one line naming them, and make stops.
+apt_install = { [ "$$(id -u)" = 0 ] || { echo "make: missing Debian packages $(1): installing them \
+needs root (sudo apt-get install $(1), or run make as root)" >&2; exit 2; }; \
+apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1); }
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
@@ -25,18 +31,20 @@ $(BIN)/python:
 install: .make-install.stamp
 install-dev: .make-dev.stamp
 
+# `make run PORT=9000` picks the port (so does LUKHAS_PORT); the default is 8080.
 run: install
-	$(BIN)/lukhas serve
+	$(BIN)/lukhas serve$(if $(PORT), --port $(PORT))
 
 # The observability tests check /metrics with promtool (Debian's prometheus
 # package) and /status in headless Chromium; the scale-out tests start their own
-# PostgreSQL (initdb, pg_ctl) and redis-server. Installed when missing (needs root).
+# PostgreSQL (initdb, pg_ctl) and redis-server. Installed when missing, which
+# needs root: without it, one line says what to install.
 PG_BIN := $(firstword $(wildcard /usr/lib/postgresql/*/bin))
+TEST_PACKAGES := prometheus chromium postgresql redis-server
 test-tools:
 	@command -v promtool >/dev/null && command -v chromium >/dev/null && \
 	  command -v redis-server >/dev/null && test -x "$(PG_BIN)/initdb" || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	   apt-get install -y -qq --no-install-recommends prometheus chromium postgresql redis-server)
+	  $(call apt_install,$(TEST_PACKAGES))
 
 test: install-dev test-tools
 	$(BIN)/python -m pytest
@@ -44,7 +52,7 @@ test: install-dev test-tools
 # wrk (Debian's package) is the load generator of every throughput figure;
 # installed when missing (needs root).
 bench: install-dev
-	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	@command -v wrk >/dev/null || $(call apt_install,wrk)
 	$(BIN)/python -m benchmarks
 
 # ruff; mypy (strict on the kernel, normal on plugins: pyproject's [tool.mypy]);
