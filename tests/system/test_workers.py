@@ -60,11 +60,11 @@ def from_worker(url: str, pid: int, token: str | None = None, limit: int = 400) 
 
 
 def counted(text: str, route: str) -> float:
-    """lukhas_http_requests_total of GET `route` (2xx) in an exposition."""
+    """lukhas_http_requests_total of GET `route` (200) in an exposition."""
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "lukhas_http_requests_total" and sample.labels["route"] == route \
-                    and sample.labels["status"] == "2xx":
+                    and sample.labels["status"] == "200":
                 return sample.value
     return 0.0
 

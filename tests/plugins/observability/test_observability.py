@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import structlog
 from lukhas_kernel.testing import KERNEL_KEY
-from lukhas_observability.metrics import BUCKETS, Totals
+from lukhas_observability.metrics import BUCKETS, HttpMetrics, Totals
 from lukhas_observability.status import TrafficWindow, bucket_quantile
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
@@ -66,12 +66,12 @@ async def test_requests_are_counted_by_route_template_not_path(lukhas_host):
     assert (await client.get("/api/v1/healthy/greet")).status == 200
 
     samples = await scrape(client)
-    missing = {"route": TEMPLATE, "method": "GET", "status": "4xx", "plugin": "healthy"}
+    missing = {"route": TEMPLATE, "method": "GET", "status": "404", "plugin": "healthy"}
     assert value(samples, "lukhas_http_requests_total", **missing) == 3
     assert value(samples, "lukhas_http_request_duration_seconds_count", **missing) == 3
     assert value(samples, "lukhas_http_request_duration_seconds_bucket", **missing, le="+Inf") == 3
     assert value(samples, "lukhas_http_request_duration_seconds_sum", **missing) > 0
-    greet = {"route": "/api/v1/healthy/greet", "method": "GET", "status": "2xx", "plugin": "healthy"}
+    greet = {"route": "/api/v1/healthy/greet", "method": "GET", "status": "200", "plugin": "healthy"}
     assert value(samples, "lukhas_http_requests_total", **greet) == 1
     assert not {"a1", "b2", "c3"} & {v for label in label_values(samples) for v in label.split("/")}
 
@@ -81,7 +81,7 @@ async def test_requests_are_counted_by_route_template_not_path(lukhas_host):
     assert value(samples, "lukhas_http_requests_total", **missing) == 5
     assert value(samples, "lukhas_http_request_duration_seconds_count", **missing) == 5
     # The first scrape is counted once it has been answered, as the kernel's.
-    assert value(samples, "lukhas_http_requests_total", route="/metrics", method="GET", status="2xx",
+    assert value(samples, "lukhas_http_requests_total", route="/metrics", method="GET", status="200",
                  plugin="observability") == 1
 
 
@@ -93,13 +93,40 @@ async def test_unmatched_paths_share_one_label_and_kernel_routes_are_the_kernels
     await problem(await client.request("PROPFIND", "/healthz"), 405)
 
     samples = await scrape(client)
-    assert value(samples, "lukhas_http_requests_total", route="unmatched", method="GET", status="4xx",
+    assert value(samples, "lukhas_http_requests_total", route="unmatched", method="GET", status="404",
                  plugin="kernel") == 3
-    assert value(samples, "lukhas_http_requests_total", route="unmatched", method="other", status="4xx",
+    assert value(samples, "lukhas_http_requests_total", route="unmatched", method="other", status="405",
                  plugin="kernel") == 1
     assert value(samples, "lukhas_http_requests_total", route="/api/v1/plugins", method="GET",
-                 status="2xx", plugin="kernel") == 1
+                 status="200", plugin="kernel") == 1
     assert not any("nowhere" in v or "PROPFIND" in v for v in label_values(samples))
+
+
+async def test_requests_are_labelled_with_their_exact_status_code(lukhas_host):
+    client = await lukhas_host([OBS, HEALTHY, "sample_plugins.setup_raises"])
+    assert (await client.post("/api/v1/healthy/echo", json={"text": "hi"})).status == 201
+    assert (await client.get("/api/v1/healthy/greet")).status == 200
+    await problem(await client.post("/api/v1/healthy/echo", json={"text": ""}), 422)
+    await problem(await client.get("/api/v1/setup_raises/ping"), 503)
+
+    samples = await scrape(client)
+    echo = {"route": "/api/v1/healthy/echo", "method": "POST", "plugin": "healthy"}
+    assert value(samples, "lukhas_http_requests_total", **echo, status="201") == 1
+    assert value(samples, "lukhas_http_requests_total", **echo, status="422") == 1
+    failed = [count for (name, labels), count in samples.items() if name == "lukhas_http_requests_total"
+              and ("plugin", "setup_raises") in labels and ("status", "503") in labels]
+    assert failed == [1]
+    statuses = {dict(labels)["status"] for name, labels in samples if name == "lukhas_http_requests_total"}
+    assert {"200", "201", "422", "503"} <= statuses
+    assert all(status.isdigit() and len(status) == 3 for status in statuses), statuses
+
+
+def test_error_figures_count_every_5xx_code():
+    metrics = HttpMetrics()
+    for status in (200, 404, 500, 503, 504):
+        metrics.observe("/api/v1/x", "GET", status, "x", 0.01)
+    totals = metrics.totals()["x"]
+    assert (totals.count, totals.errors) == (5, 3)
 
 
 async def test_rate_limited_requests_and_in_flight(lukhas_host):
@@ -111,7 +138,7 @@ async def test_rate_limited_requests_and_in_flight(lukhas_host):
     assert value(samples, "lukhas_http_rate_limited_requests_total", route="/api/v1/notes", method="POST",
                  plugin="notes") == 1
     assert value(samples, "lukhas_http_requests_total", route="/api/v1/notes", method="POST",
-                 status="4xx", plugin="notes") == 1
+                 status="429", plugin="notes") == 1
     assert value(samples, "lukhas_http_requests_in_flight") == 1  # the scrape itself
 
 
@@ -171,7 +198,7 @@ async def test_a_misbehaving_plugins_metrics_spoil_nothing_else(lukhas_host, mon
         text = await exposition(client)
     samples = parse(text)
     assert value(samples, "lukhas_http_requests_total", route="/api/v1/healthy/greet", method="GET",
-                 status="2xx", plugin="healthy") == 1
+                 status="200", plugin="healthy") == 1
     assert text.count("# TYPE lukhas_http_requests_total counter") == 1
     assert ("bad_metrics_events_total" in declared(text)) is (mode == "duplicate")
     warned = {e["event"] for e in events if e.get("plugin") == "bad_metrics"}
@@ -273,7 +300,7 @@ async def test_no_request_log_below_the_hosts_level_and_metrics_still_count(lukh
     finally:
         structlog.configure(**before)
     assert _requests(events) == []
-    assert value(samples, "lukhas_http_requests_total", route="/healthz", method="GET", status="2xx",
+    assert value(samples, "lukhas_http_requests_total", route="/healthz", method="GET", status="200",
                  plugin="kernel") == 1
 
 
@@ -362,7 +389,7 @@ async def test_disabled_at_run_time_stops_counting_until_enabled_again(lukhas_ho
     assert (await client.patch("/api/v1/admin/flags", json={"OBSERVABILITY_ENABLED": True})).status == 200
     samples = await scrape(client)
     assert value(samples, "lukhas_http_requests_total", route="/api/v1/healthy/greet", method="GET",
-                 status="2xx", plugin="healthy") == 1
+                 status="200", plugin="healthy") == 1
 
 
 async def test_failed_observability_answers_503_and_the_rest_serves(lukhas_host):

@@ -16,7 +16,8 @@ out (see the plugin's set-up).
 
 Invariants:
 - every label value is drawn from a bounded set: route templates (never raw
-  paths), a fixed list of methods, status classes and plugin names;
+  paths), a fixed list of methods, status codes (three digits, as answered:
+  "200", "503") and plugin names;
 - a scrape is built on the event loop from snapshots, then encoded in a
   worker thread; nothing it reads there is changed by the loop except
   thread-safe metric values and whole-object replacements.
@@ -72,15 +73,15 @@ def multiprocess_collector() -> MultiProcessCollector | None:
 
 
 class HttpMetrics(Collector):
-    """Requests by route template, method, status class and owning plugin."""
+    """Requests by route template, method, status code and owning plugin."""
 
     def __init__(self, multiprocess: MultiProcessCollector | None = None) -> None:
         self.requests = Counter(
             "lukhas_http_requests", "HTTP requests answered, by route template, method, "
-            "status class and the plugin owning the route", LABELS, registry=None)
+            "status code and the plugin owning the route", LABELS, registry=None)
         self.duration = Histogram(
             _DURATION, "Time to answer an HTTP request, by route "
-            "template, method, status class and the plugin owning the route",
+            "template, method, status code and the plugin owning the route",
             LABELS, buckets=BUCKETS, registry=None)
         self.rate_limited = Counter(
             "lukhas_http_rate_limited_requests", "Requests refused with 429 (rate limit or quota)",
@@ -109,7 +110,7 @@ class HttpMetrics(Collector):
 
     def observe(self, route: str, method: str, status: int, plugin: str, seconds: float) -> None:
         """Count one answered request."""
-        key = (route, method, f"{status // 100}xx", plugin)
+        key = (route, method, str(status), plugin)
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = (self.requests.labels(*key), self.duration.labels(*key))
@@ -138,7 +139,7 @@ class HttpMetrics(Collector):
                     by_bound[sample.labels["le"]] = by_bound.get(sample.labels["le"], 0.0) + sample.value
                 elif sample.name.endswith("_count"):
                     count[plugin] = count.get(plugin, 0.0) + sample.value
-                    if sample.labels["status"] == "5xx":
+                    if sample.labels["status"].startswith("5"):
                         errors[plugin] = errors.get(plugin, 0.0) + sample.value
                 elif sample.name.endswith("_sum"):
                     seconds[plugin] = seconds.get(plugin, 0.0) + sample.value
