@@ -7,7 +7,7 @@ Importing this package has no side effects; discovery happens in
 import pluggy
 
 from ._cli.common import with_database
-from ._core.problems import ProblemError, problem_type
+from ._core.problems import ProblemError, problem_type, validation_error
 from ._core.processes import process_ended
 from ._core.settings import KernelSettings, PluginSettings, SettingsError
 from ._core.version import KERNEL_VERSION
@@ -64,5 +64,6 @@ __all__ = [
     "problem_type",
     "request_id",
     "request_user",
+    "validation_error",
     "with_database",
 ]

@@ -123,10 +123,14 @@ async def lukhas_teardown(context: PluginContext[Any, Any]) -> None:
 async def lukhas_profile_fields(
     context: PluginContext[Any, Any], user: Mapping[str, Any], options: Mapping[str, Any]
 ) -> Mapping[str, Any]:
-    """Contribute fields to a user's profile (``GET /api/v1/users/{id}``).
+    """Contribute fields to a user's profile (``GET /api/v1/users/{id}`` and
+    ``GET /api/v1/users/me``).
 
     `context` is the contributing plugin's own (declare only the arguments
-    you use).
+    you use). Declare each field with its type in
+    ``PluginInfo.profile_fields``: it is then in the profile's schema in
+    /openapi.json (that type or null), and a value that does not fit it is
+    dropped and logged. An undeclared field is passed on as it is (schema: any).
 
     `options` are the request's query parameters, ``include_drift`` parsed
     as a bool and any others as strings.

@@ -12,7 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_urldispatcher import MatchInfoError
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -69,6 +69,11 @@ def _new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
+def _request_id_of(request: web.Request) -> str:
+    given = request.headers.get("X-Request-ID", "")
+    return given if given and _REQUEST_ID.match(given) else _new_request_id()
+
+
 def request_id(request: web.Request) -> str | None:
     """The request's id, as its `X-Request-ID` answer header will carry it."""
     return request.get(REQUEST_ID_KEY)
@@ -97,13 +102,7 @@ def _to_problem(request: web.Request, exc: Exception, owner: PluginRecord | None
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
             return web.Response(status=exc.status, headers=exc.headers)
-        keep = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
-        detail = {
-            404: f"no resource at {request.path}",
-            405: f"{request.method} is not allowed on {request.path}",
-            413: "the request body is larger than LUKHAS_MAX_BODY_BYTES",
-        }.get(exc.status, exc.reason or HTTPStatus(exc.status).phrase)
-        return problem_response(exc.status, detail, headers=keep)
+        return _http_problem(request, exc)
     if isinstance(exc, IntegrityError):
         return problem_response(409, "the request conflicts with stored data",
                                 type="urn:lukhas:problem:conflict")
@@ -118,6 +117,19 @@ def _to_problem(request: web.Request, exc: Exception, owner: PluginRecord | None
     log.exception("request.unhandled", path=request.path, method=request.method,
                   plugin=owner.name if owner else None)
     return problem_response(500, f"internal error; quote request id {request.get(REQUEST_ID_KEY)}")
+
+
+def _http_problem(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own error answer as a problem; its text (which may echo the
+    request) is replaced, its headers (`Allow`) are kept."""
+    keep = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
+    detail = {
+        404: f"no resource at {request.path}",
+        405: f"{request.method} is not allowed on {request.path}",
+        413: "the request body is larger than LUKHAS_MAX_BODY_BYTES",
+        417: "the only Expect header the host supports is 100-continue",
+    }.get(exc.status, exc.reason or HTTPStatus(exc.status).phrase)
+    return problem_response(exc.status, detail, headers=keep)
 
 
 def build_app(kernel: Kernel) -> web.Application:
@@ -173,9 +185,7 @@ def _middlewares(kernel: Kernel, services: Services) -> list[Middleware]:
 
     @web.middleware
     async def outermost(request: web.Request, handler: Handler) -> web.StreamResponse:
-        given = request.headers.get("X-Request-ID", "")
-        request_id = given if given and _REQUEST_ID.match(given) else _new_request_id()
-        request[REQUEST_ID_KEY] = request_id
+        request[REQUEST_ID_KEY] = request_id = _request_id_of(request)
         # bind/reset rather than `bound_contextvars`: the same, without a
         # generator-based context manager per request.
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -315,9 +325,18 @@ def _late_routes(kernel: Kernel, limits: RateLimits) -> Handler:
 
 async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
-    request_id = request.get(REQUEST_ID_KEY)
-    if request_id:
-        headers["X-Request-ID"] = request_id
+    if REQUEST_ID_KEY not in request:  # answered before the middlewares ran
+        request[REQUEST_ID_KEY] = _request_id_of(request)
+    headers["X-Request-ID"] = request[REQUEST_ID_KEY]
+    if isinstance(response, web.HTTPException) and response.status >= 400:
+        # aiohttp's own answer from outside the middlewares (an `Expect` header
+        # other than 100-continue), or one a handler returned instead of raising.
+        # aiohttp has sized its body already and writes the headers after this
+        # hook: both are replaced by the problem's.
+        problem = _http_problem(request, response)
+        response.body = problem.body
+        headers.update({hdrs.CONTENT_TYPE: problem.headers[hdrs.CONTENT_TYPE],
+                        hdrs.CONTENT_LENGTH: str(problem.content_length)})
     # Read per answer, not once at import: cheap, and right in any process.
     headers[WORKER_HEADER] = str(os.getpid())
     headers.update(ANSWER_HEADERS)

@@ -7,15 +7,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
-from .._core.problems import ProblemError
 from .._lifecycle.kernel import Kernel
 from .._lifecycle.records import PluginRecord
 from .._plugin.route import Route
 from .._plugin.states import PluginState, PluginView
-from .._services.accounts import Accounts
 from .auth import current_user
 from .chaos_routes import chaos_routes
 from .plugin_admin_routes import plugin_admin_routes
+from .profile_routes import profile_routes
 
 __all__ = ["kernel_routes"]
 
@@ -42,23 +41,6 @@ class PluginList(BaseModel):
     status: str
     items: list[PluginView]
     count: int
-
-
-class ProfileQuery(BaseModel):
-    model_config = ConfigDict(extra="allow")  # plugins read their own options
-
-    include_drift: bool = False
-
-
-class UserProfile(BaseModel):
-    """Kernel fields plus what plugins contribute (`lukhas_profile_fields`)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    user_id: str
-    username: str
-    tier: str
-    drift_metrics: dict[str, Any] | None = None
 
 
 def flag_models(names: list[str]) -> tuple[type[BaseModel], type[BaseModel]]:
@@ -88,7 +70,7 @@ def kernel_routes(kernel: Kernel) -> list[Route]:
     if kernel.services is None:
         raise ValueError("the kernel's routes need its services")
     return [*_health_routes(kernel), _plugins_route(kernel),
-            _profile_route(kernel, kernel.services.accounts), *_flag_routes(kernel),
+            *profile_routes(kernel, kernel.services.accounts), *_flag_routes(kernel),
             *plugin_admin_routes(kernel), *chaos_routes(kernel)]
 
 
@@ -139,28 +121,6 @@ def _plugins_route(kernel: Kernel) -> Route:
 
     return Route("GET", "/api/v1/plugins", plugins, response=PluginList,
                  summary="Every discovered plugin with its state and reason")
-
-
-def _profile_route(kernel: Kernel, accounts: Accounts) -> Route:
-    async def profile(request: web.Request, query: ProfileQuery) -> UserProfile:
-        caller, user_id = current_user(request), request.match_info["user_id"]
-        # Another user's profile is "not found": existence is not revealed.
-        user = await accounts.get_user(user_id) \
-            if caller.is_admin or caller.id == user_id else None
-        if user is None:
-            raise ProblemError(404, f"no user {user_id}")
-        fields: dict[str, Any] = {}
-        options = query.model_dump()
-        person = {"user_id": user.id, "username": user.username, "tier": user.tier, "role": user.role}
-        for contribution in (await kernel.call_each("lukhas_profile_fields", user=person,
-                                                     options=options)).values():
-            if isinstance(contribution, dict):
-                fields.update(contribution)
-        return UserProfile(**{**fields, **{k: person[k] for k in ("user_id", "username", "tier")}})
-
-    return Route("GET", "/api/v1/users/{user_id}", profile, query=ProfileQuery, response=UserProfile,
-                 summary="A user's profile (self or admin), with fields plugins contribute",
-                 errors={404: "no such user"})
 
 
 def _flag_routes(kernel: Kernel) -> list[Route]:

@@ -6,7 +6,9 @@ the models' schemas go into `components.schemas` unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import mimetypes
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -165,11 +167,21 @@ def add_docs_routes(app: web.Application, revision: Callable[[], int],
     # gets a 404 problem; no path from a request ever reaches the file system.
     assets = {path.name: path for path in Path(swagger_ui.static_path).iterdir() if path.is_file()}
 
-    async def asset(request: web.Request) -> web.FileResponse:
-        path = assets.get(request.match_info["name"])
+    # Each read whole at its first request (off the event loop), then kept:
+    # a FileResponse answers Range and conditional requests itself, with
+    # bodiless 416 and 412 answers that cannot be problems; the whole file is
+    # always a correct answer to them.
+    loaded: dict[str, bytes] = {}
+
+    async def asset(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        path = assets.get(name)
         if path is None:
             raise ProblemError(404, f"no resource at {request.path}")
-        return web.FileResponse(path)
+        if name not in loaded:
+            loaded[name] = await asyncio.to_thread(path.read_bytes)
+        return web.Response(body=loaded[name], headers={"Cache-Control": "max-age=3600"},
+                            content_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
 
     app.router.add_get("/openapi.json", spec)
     app.router.add_get("/docs", docs)

@@ -89,6 +89,8 @@ class PluginLifecycle:
         self.record = record
         self.parts = parts
         self.context: AnyContext | None = None
+        #: What `lukhas_plugin_info` declared, once registered.
+        self.info: PluginInfo | None = None
         self.teardown_owed = False
         self._teardown: Callable[..., Any] | None = None
         #: Its routes' circuit breaker, set by the kernel when breakers are on.
@@ -149,7 +151,7 @@ class PluginLifecycle:
             self.parts.hooks.register(self.name, self.record.module_object)
         except Exception as exc:  # pluggy's validation errors, or the module's own
             raise Dropped(Stage.REGISTER, describe(exc)) from None
-        info = self._info()
+        info = self.info = self._info()
         self.record.update(version=self.record.version or info.version, requires=list(info.requires))
         for prefix in info.route_prefixes:
             if not valid_prefix(prefix):

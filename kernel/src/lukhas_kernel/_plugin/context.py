@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import structlog
+from pydantic import TypeAdapter
 
 from .._core.private_files import private_directory
 from .._core.settings import KernelSettings, PluginSettings
@@ -16,7 +17,7 @@ from .._services.cache import Cache, CacheRegion
 from .._services.storage import Database
 from .view import KernelView
 
-__all__ = ["HealthCheck", "PluginContext", "PluginInfo"]
+__all__ = ["KERNEL_PROFILE_FIELDS", "HealthCheck", "PluginContext", "PluginInfo"]
 
 #: A named health check: passes unless it raises or returns False.
 HealthCheck = Callable[[], Awaitable[bool | None]]
@@ -24,6 +25,8 @@ HealthCheck = Callable[[], Awaitable[bool | None]]
 SettingsT = TypeVar("SettingsT", bound=PluginSettings | None)
 RuntimeT = TypeVar("RuntimeT")
 _UNSET: Any = object()
+#: The profile fields the kernel answers itself; no plugin may declare them.
+KERNEL_PROFILE_FIELDS = ("user_id", "username", "tier")
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,12 @@ class PluginInfo:
     `api` is a PEP 440 specifier of the plugin-API versions the plugin works
     with (e.g. ``">=1,<2"``); `route_prefixes` are paths the plugin owns in
     addition to ``/api/v1/<name>``; `requires` names plugins that must be
-    active before this one is set up.
+    active before this one is set up; `profile_fields` names the fields its
+    `lukhas_profile_fields` contributes to user profiles, each with its type
+    (e.g. ``{"drift_metrics": DriftMetrics}``; the profile field is that or null).
+
+    Raises ValueError for a profile field the kernel answers itself, or whose
+    type pydantic cannot validate: the plugin then fails at `register`.
     """
 
     api: str = ">=1,<2"
@@ -44,6 +52,17 @@ class PluginInfo:
     # Run-time flags the plugin reads through `context.flags`, with defaults,
     # e.g. {"PARALLEL_DREAMS_ENABLED": False}; admins change them at run time.
     flags: Mapping[str, bool] = field(default_factory=dict)
+    profile_fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, kind in self.profile_fields.items():
+            if name in KERNEL_PROFILE_FIELDS:
+                raise ValueError(f"profile field {name!r} is the kernel's own; name it otherwise")
+            try:
+                TypeAdapter(kind)
+            except Exception as exc:  # pydantic's schema errors, or a non-type
+                raise ValueError(f"profile field {name!r}: {kind!r} is not a type pydantic "
+                                 f"can validate ({type(exc).__name__})") from None
 
 
 @dataclass(eq=False)

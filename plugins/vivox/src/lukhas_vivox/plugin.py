@@ -19,8 +19,9 @@ from .store import VivoxStore
 
 @hookimpl
 def lukhas_plugin_info() -> PluginInfo:
+    # `drift_metrics` in user profiles, with its schema in /openapi.json.
     return PluginInfo(version="0.1.0", description="Behavioural drift metrics",
-                      route_prefixes=(PREFIX,))
+                      route_prefixes=(PREFIX,), profile_fields={"drift_metrics": DriftMetrics})
 
 
 @hookimpl
@@ -58,11 +59,10 @@ def lukhas_health_checks(context: VivoxContext) -> dict[str, HealthCheck]:
 
 @hookimpl
 async def lukhas_profile_fields(context: VivoxContext, user: Mapping[str, Any],
-                                options: Mapping[str, Any]) -> dict[str, Any]:
+                                options: Mapping[str, Any]) -> dict[str, DriftMetrics]:
     if not options.get("include_drift"):
         return {}  # not asked for: nothing computed
-    metrics = await context.runtime.engine.current(user["user_id"])
-    return {"drift_metrics": metrics.model_dump(mode="json")}
+    return {"drift_metrics": await context.runtime.engine.current(user["user_id"])}
 
 
 @hookimpl
