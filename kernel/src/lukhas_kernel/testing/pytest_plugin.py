@@ -16,7 +16,7 @@ makes them available (async tests need ``asyncio_mode = "auto"``)::
         package = lukhas_package("path/to/my-plugin")              # pip install of a copy of the tree
         with package.serve() as host:                              # a real `lukhas serve`
             assert host.get("/api/v1/my_plugin/hello").status == 200
-        assert package.pytest("-q").exit_code == 0                 # the tree's own tests
+        assert package.pytest("-q", "-m", "not slow").exit_code == 0  # its own tests, not this one
 
 - `lukhas_host`: a host in-process with chosen plugins; an aiohttp test client.
 - `lukhas_user`: a new user with a token, and a client acting as them.
