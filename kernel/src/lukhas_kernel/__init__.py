@@ -24,6 +24,7 @@ from ._plugin.view import KernelView
 from ._services.accounts import User
 from ._services.cache import CacheRegion
 from ._services.storage import Database, UtcDateTime
+from .hookspecs import hookspec
 
 __version__ = KERNEL_VERSION
 
@@ -58,6 +59,7 @@ __all__ = [
     "UtcDateTime",
     "current_user",
     "hookimpl",
+    "hookspec",
     "owned_by",
     "paginate",
     "process_ended",

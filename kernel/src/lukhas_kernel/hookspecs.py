@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from ._plugin.route import Route
 
 PROJECT = "lukhas"
+#: Marks hook specifications: the kernel's below, and those a plugin publishes
+#: through `lukhas_hookspecs` (exported as ``lukhas_kernel.hookspec``).
 hookspec = pluggy.HookspecMarker(PROJECT)
 
 
@@ -141,3 +143,14 @@ async def lukhas_profile_fields(
 @hookspec
 def lukhas_cli_commands() -> list[click.Command]:
     """Return click commands added to the ``lukhas`` CLI (e.g. a ``glyphs`` group)."""
+
+
+@hookspec(firstresult=True)
+def lukhas_hookspecs() -> object:
+    """Return a module or class of hook specifications other plugins may implement.
+
+    Each is a function marked with ``@lukhas_kernel.hookspec`` and named
+    after the plugin (``notes_…``). They are added when the plugin registers,
+    before the plugins that list it in ``PluginInfo.requires``; the plugin
+    calls them with ``await context.hooks.call(name, **arguments)``.
+    """

@@ -298,7 +298,8 @@ def test_db_upgrade_with_a_failing_migration(tmp_path):
         lines = not_installed(result.stdout)
         assert lines[0] == "lukhas: ok"
         assert sorted(lines[1:]) == [
-            "broken_migration: failed: OperationalError: no such table: no_such_table",
+            "broken_migration: failed: MigrationError: 0001_broken.py (revision broken_0001): "
+            "OperationalError: no such table: no_such_table",
             "notes: ok"]
     assert "notes_items" in tables(db_file(tmp_path))
     assert "broken_migration_items" not in tables(db_file(tmp_path))

@@ -75,10 +75,12 @@ async def test_failing_migration_fails_only_that_plugin(lukhas_host, database_ur
                                plugin_retries=0)
     states = await plugin_states(client)
     assert states["broken_migration"]["state"] == "failed"
-    assert states["broken_migration"]["reason"] == {  # the database's own words
-        "sqlite": "migrate: OperationalError: no such table: no_such_table",
-        "postgres": 'migrate: ProgrammingError: relation "no_such_table" does not exist',
-    }[backend]
+    # The revision file at fault, then the database's own words.
+    assert states["broken_migration"]["reason"] == "migrate: MigrationError: 0001_broken.py " \
+        "(revision broken_0001): " + {
+            "sqlite": "OperationalError: no such table: no_such_table",
+            "postgres": 'ProgrammingError: relation "no_such_table" does not exist',
+        }[backend]
     assert states["notes"]["state"] == "active"
     await problem(await client.get("/api/v1/broken_migration/ping"), 503)
     # The failed revision was rolled back whole.

@@ -261,31 +261,45 @@ async def _read_quarantined(settings: KernelSettings) -> dict[str, Quarantine]:
 
 
 @main.command()
-def doctor() -> None:
+@click.option("--verbose", is_flag=True,
+              help="Add each failed plugin's traceback to its item (`traceback`).")
+def doctor(verbose: bool) -> None:
     """Run every plugin's whole start-up with the real timeouts; print JSON.
 
     Exits 1 when a plugin named in LUKHAS_REQUIRED_PLUGINS is not active or
-    degraded: a gate for an integrator's CI after `pip install`.
+    degraded (the printed status is then `failed`): a gate for an
+    integrator's CI after `pip install`.
     """
     settings, config = _settings()
 
-    async def run() -> tuple[StartupReport, list[PluginView], list[str]]:
+    async def run() -> tuple[StartupReport, list[dict[str, Any]], list[str]]:
         kernel = await load_kernel(settings, config, first_admin=False)
         report = await kernel.start()
-        views = kernel.view.plugins()
+        items = [_doctor_item(view, kernel.records[view.name].traceback, verbose)
+                 for view in kernel.view.plugins()]
         missing = kernel.missing_required()
         await kernel.close()
-        return report, views, missing
+        return report, items, missing
 
-    report, views, missing = _run(run())
+    report, items, missing = _run(run())
     click.echo(json.dumps({
-        "status": report.status,
+        # The status agrees with the exit code: a gate that fails says so.
+        "status": "failed" if missing else report.status,
         "required": settings.required,
         "missing_required": missing,
-        "plugins": [v.model_dump(mode="json") for v in views],
+        "plugins": items,
     }, indent=2))
     if missing:
         sys.exit(1)
+
+
+def _doctor_item(view: PluginView, traceback: str | None, verbose: bool) -> dict[str, Any]:
+    """A plugin as doctor prints it: as `/api/v1/plugins` shows it, and with
+    `verbose` a failed one's traceback (null when no exception caused it)."""
+    item = view.model_dump(mode="json")
+    if verbose and view.state is PluginState.FAILED:
+        item["traceback"] = traceback
+    return item
 
 
 main.add_command(users)

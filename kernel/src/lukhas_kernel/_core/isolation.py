@@ -25,7 +25,16 @@ _MAX_REASON = 300
 
 
 class StageError(Exception):
-    """A plugin call failed; `str()` is the one-line reason."""
+    """A plugin call failed; `str()` is the one-line reason.
+
+    Raised ``from`` the exception that made the call fail, kept as `cause`
+    for the log's traceback. A timeout has no cause: its traceback would
+    show only the kernel waiting, never the plugin's code.
+    """
+
+    @property
+    def cause(self) -> BaseException | None:
+        return self.__cause__
 
 
 def describe(exc: BaseException) -> str:
@@ -97,7 +106,9 @@ def import_in_thread(module: str, before: Callable[[], None]) -> Awaitable[Modul
         except Exception as exc:
             future.set_exception(exc)
         except BaseException as exc:  # SystemExit at import must not end the host
-            future.set_exception(StageError(describe(exc)))
+            error = StageError(describe(exc))
+            error.__cause__ = exc
+            future.set_exception(error)
 
     threading.Thread(target=run, name=f"lukhas-import-{module}", daemon=True).start()
     return asyncio.wrap_future(future)

@@ -26,6 +26,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from .spelling import did_you_mean
+
 __all__ = [
     "HostSettings",
     "KernelSettings",
@@ -37,6 +39,7 @@ __all__ = [
     "load_kernel_settings",
     "load_settings",
     "reading_table",
+    "unknown_keys",
 ]
 
 # The TOML values for the model being loaded right now (one table of the file).
@@ -204,6 +207,22 @@ def config_table(config: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
     for key in keys:
         table = table.get(key, {}) if isinstance(table, Mapping) else {}
     return table if isinstance(table, Mapping) else {}
+
+
+def unknown_keys(model: type[BaseSettings], table: Mapping[str, Any],
+                 allowed: frozenset[str] = frozenset()) -> dict[str, str | None]:
+    """The keys of a config-file table that no setting of `model` reads, each
+    with the closest setting name (or None).
+
+    A misspelt key is otherwise silent: the models ignore extra input, so
+    that one table can serve several readers (`enabled` is the flags').
+    """
+    names = [*model.model_fields, *allowed]
+    aliases = (alias for field in model.model_fields.values()
+               for alias in _aliases(field.validation_alias))
+    # Keys are matched as the models match them: regardless of case.
+    readable = {name.lower() for name in (*names, *aliases)}
+    return {key: did_you_mean(key, names) for key in table if key.lower() not in readable}
 
 
 def load_settings(

@@ -13,10 +13,9 @@ from .._core.isolation import StageError
 from .._plugin.states import Stage
 from .machine import KernelParts, PluginLifecycle
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "HookCalls"]
 
 log = structlog.get_logger("lukhas.kernel")
-
 
 
 class Dispatcher:
@@ -46,7 +45,6 @@ class Dispatcher:
                 results[name] = items
         return results
 
-
     async def call_each(self, hook: str, **kwargs: Any) -> dict[str, Any]:
         """Call `hook` on every serving plugin, concurrently and isolated.
 
@@ -75,3 +73,23 @@ class Dispatcher:
             else:
                 log.warning("plugin.hook_failed", plugin=name, hook=hook, reason=problem)
         return results
+
+
+class HookCalls:
+    """One plugin's `context.hooks` (`PublishedHooks`): calls the hooks it
+    published, on every serving plugin, as `call_each` calls the kernel's."""
+
+    def __init__(self, plugin: str, dispatcher: Dispatcher) -> None:
+        self._plugin = plugin
+        self._dispatcher = dispatcher
+
+    async def call(self, hook: str, /, **arguments: Any) -> dict[str, Any]:
+        hooks = self._dispatcher.parts.hooks
+        if hooks.publishers.get(hook) != self._plugin:
+            raise ValueError(f"{hook} is not a hook {self._plugin} publishes (lukhas_hookspecs)")
+        # `context` is each implementation's own; the caller passes the rest.
+        expected = set(hooks.specified()[hook]) - {"context"}
+        if set(arguments) != expected:
+            raise TypeError(f"{hook} takes ({', '.join(sorted(expected))}), "
+                            f"not ({', '.join(sorted(arguments))})")
+        return await self._dispatcher.call_each(hook, **arguments)

@@ -1,8 +1,16 @@
-"""The plugins' hook implementations, as pluggy holds them."""
+"""The plugins' hook implementations and specifications, as pluggy holds them.
+
+Invariant: pluggy never holds an implementation of a hook it has no
+specification for. The kernel checks a module's marked functions before
+registering it (`checks.check_hooks`), and plugins publish their own
+specifications before the plugins that require them register.
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -11,9 +19,33 @@ import pluggy
 from .. import hookspecs
 from .._core.isolation import StageError, describe
 
-__all__ = ["PluginHooks"]
+__all__ = ["HooksRefused", "MarkedHook", "PluginHooks"]
 
 T = TypeVar("T")
+_MARK = f"{hookspecs.PROJECT}_impl"  # the attribute @hookimpl sets on a function
+
+
+class HooksRefused(Exception):
+    """Specifications a plugin publishes cannot be added; `str()` is the reason."""
+
+
+@dataclass(frozen=True)
+class MarkedHook:
+    """A function of a plugin module marked with @hookimpl."""
+
+    hook: str  # the hook it implements (its name, or the marker's `specname`)
+    function: Callable[..., Any]
+    opts: pluggy.HookimplOpts
+
+    @property
+    def optional(self) -> bool:
+        """@hookimpl(optionalhook=True): its hook may never be specified."""
+        return bool(self.opts.get("optionalhook"))
+
+    @property
+    def argnames(self) -> tuple[str, ...]:
+        """Its parameters as pluggy matches them against the specification's."""
+        return pluggy.HookImpl(None, "", self.function, self.opts).argnames
 
 
 class PluginHooks:
@@ -22,6 +54,8 @@ class PluginHooks:
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        #: The hooks plugins published (`lukhas_hookspecs`): hook name → plugin.
+        self.publishers: dict[str, str] = {}
 
     def register(self, name: str, module: ModuleType) -> None:
         """Register and validate `module`'s hooks; raises what pluggy raises."""
@@ -31,6 +65,50 @@ class PluginHooks:
     def unregister(self, name: str) -> None:
         if self.pm.has_plugin(name):
             self.pm.unregister(name=name)
+
+    def marked(self, module: ModuleType) -> dict[str, MarkedHook]:
+        """The functions of `module` pluggy would register, by the hook each implements."""
+        found: dict[str, MarkedHook] = {}
+        for attribute in dir(module):
+            opts = self.pm.parse_hookimpl_opts(module, attribute)
+            if opts is not None:
+                hook = opts.get("specname") or attribute
+                found[hook] = MarkedHook(hook, getattr(module, attribute), opts)
+        return found
+
+    @staticmethod
+    def unmarked(module: ModuleType) -> list[str]:
+        """`lukhas_*` functions defined in `module` itself that are not marked:
+        pluggy skips them silently, so the hook is never called."""
+        return sorted(name for name, value in vars(module).items()
+                      if name.startswith(f"{hookspecs.PROJECT}_") and inspect.isfunction(value)
+                      and value.__module__ == module.__name__ and not hasattr(value, _MARK))
+
+    def specified(self) -> dict[str, tuple[str, ...]]:
+        """Every hook with a specification (the kernel's and the published ones),
+        with the parameters it passes."""
+        return {name: caller.spec.argnames for name, caller in vars(self.pm.hook).items()
+                if isinstance(caller, pluggy.HookCaller) and caller.spec is not None}
+
+    def publish(self, plugin: str, namespace: object) -> None:
+        """Add the specifications `plugin` publishes; HooksRefused names what
+        is wrong with them, anything else is pluggy's or the namespace's own."""
+        if not isinstance(namespace, (ModuleType, type)):
+            raise HooksRefused(f"lukhas_hookspecs must return a module or a class, not {namespace!r}")
+        names = [name for name in dir(namespace)
+                 if self.pm.parse_hookspec_opts(namespace, name) is not None]
+        if not names:
+            raise HooksRefused(f"lukhas_hookspecs returned {namespace!r}, which has no "
+                               "function marked with @lukhas_kernel.hookspec")
+        for name in names:
+            # Named after the plugin: unique among plugins, and clear of the kernel's.
+            if not name.startswith(f"{plugin}_"):
+                raise HooksRefused(f"hook specification {name} must be named {plugin}_…, "
+                                   "after the plugin that publishes it")
+            if name in self.specified():
+                raise HooksRefused(f"hook specification {name} exists already")
+        self.pm.add_hookspecs(namespace)
+        self.publishers.update(dict.fromkeys(names, plugin))
 
     def implementation(self, hook: str, plugin: str) -> Callable[..., Any] | None:
         """`plugin`'s implementation of `hook`, or None."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from .._core.settings import KernelSettings
+from .._core.settings import KernelSettings, config_table
 from .._flags.parsing import flag_name, load_flags
 from .._flags.runtime import RuntimeFlags
 from .._flags.store import FlagStore
@@ -33,13 +33,14 @@ from .._services.starts import StartLedger
 from .breaker import Breaker, BreakerPolicy, BreakerState
 from .calls import PluginCalls
 from .chaos import ChaosPlan
+from .checks import warn_unknown_keys
 from .discovery import discover
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, HookCalls
 from .facts import KernelFacts
 from .health import check_health
 from .hooks import PluginHooks
 from .machine import PLUGIN_API_VERSION, KernelParts, PluginLifecycle
-from .ordering import set_up_in_order, start_in_order
+from .ordering import registration_order, set_up_in_order, start_in_order
 from .quarantine import StartCount
 from .records import PluginRecord
 from .recovery import Recovery
@@ -90,7 +91,7 @@ class Kernel:
         if self.starts is not None:
             self.parts.mark = self.starts.mark
         self.recovery = Recovery(self.plugins, RetryPolicy.of(settings) if hosting else None,
-                                 self.starts, self._add_switch)
+                                 self.starts, self._registered)
 
     # -- queries ---------------------------------------------------------
 
@@ -137,6 +138,7 @@ class Kernel:
         Raises SettingsError only for the kernel's own settings (flags); any
         plugin's own problem is recorded on its record instead.
         """
+        warn_unknown_keys("kernel", KernelSettings, config_table(self.parts.config, "kernel"))
         found = discover(self.settings.extras, installed=self.installed)
         self.plugins.clear()
         self.plugins.update((record.name, PluginLifecycle(record, self.parts)) for record in found)
@@ -151,9 +153,12 @@ class Kernel:
                                          on_change=partial(self._breaker_changed, plugin))
         pending = [p for p in self.plugins.values() if p.record.state is PluginState.PENDING]
         await asyncio.gather(*(p.step(p.import_module) for p in pending))
-        for plugin in pending:
+        imported = [p for p in pending if p.record.state is PluginState.PENDING]
+        for plugin in imported:
+            plugin.step_sync(plugin.read_info)
+        for plugin in registration_order(imported):
             if plugin.record.state is PluginState.PENDING and await plugin.step(plugin.register):
-                self._add_switch(plugin)
+                self._registered(plugin)
         if set_up:
             await set_up_in_order(self.plugins, self._pending())
 
@@ -183,10 +188,13 @@ class Kernel:
                 record.update(state=PluginState.QUARANTINED,
                               reason=self.starts.quarantined[record.name].summary)
 
-    def _add_switch(self, plugin: PluginLifecycle) -> None:
+    def _registered(self, plugin: PluginLifecycle) -> None:
+        """What follows a plugin's registration: its flag switch, its `context.hooks`."""
         self.flags.add_switch(flag_name(plugin.name),
                               lambda: plugin.record.state is not PluginState.DISABLED,
                               plugin.set_enabled)
+        if plugin.context is not None:
+            plugin.context.hooks = HookCalls(plugin.name, self.dispatch)
 
     def _pending(self) -> list[str]:
         return [n for n, p in self.plugins.items()

@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from .._core.isolation import StageError, describe
-from .._core.settings import KernelSettings, PluginSettings, load_settings
+from .._core.settings import KernelSettings, PluginSettings
 from .._flags.parsing import flag_name, parse_flags
 from .._flags.runtime import RuntimeFlags
 from .._plugin.context import PluginContext, PluginInfo
@@ -35,6 +34,15 @@ from .._plugin.view import KernelView
 from .._services.bundle import Services
 from .breaker import Breaker
 from .calls import PluginCalls
+from .checks import (
+    PLUGIN_API_VERSION,
+    Dropped,
+    check_hooks,
+    migrations_dir,
+    plugin_info,
+    plugin_settings,
+    publish_hookspecs,
+)
 from .discovery import valid_prefix
 from .hooks import PluginHooks
 from .records import Phase, PluginRecord
@@ -42,20 +50,8 @@ from .routes import RoutesRefused, RouteTable
 
 __all__ = ["PLUGIN_API_VERSION", "Dropped", "KernelParts", "PluginLifecycle"]
 
-PLUGIN_API_VERSION = "1.0"
 log = structlog.get_logger("lukhas.kernel")
 AnyContext = PluginContext[Any, Any]
-
-
-class Dropped(Exception):
-    """A transition failed: the plugin leaves the lifecycle at `stage`.
-    `retriable` when the plugin's own migrate, setup or startup code failed
-    (perhaps on something transient), not the kernel's checks around it."""
-
-    def __init__(self, stage: Stage, reason: str, state: PluginState = PluginState.FAILED,
-                 *, retriable: bool = False) -> None:
-        super().__init__(reason)
-        self.stage, self.reason, self.state, self.retriable = stage, reason, state, retriable
 
 
 async def _no_mark(plugin: str, stage: Stage) -> None:
@@ -89,8 +85,10 @@ class PluginLifecycle:
         self.record = record
         self.parts = parts
         self.context: AnyContext | None = None
-        #: What `lukhas_plugin_info` declared, once registered.
+        #: What `lukhas_plugin_info` declared, read first at registration.
         self.info: PluginInfo | None = None
+        #: The directory `lukhas_migrations` named, checked at registration.
+        self.migrations: Path | None = None
         self.teardown_owed = False
         self._teardown: Callable[..., Any] | None = None
         #: Its routes' circuit breaker, set by the kernel when breakers are on.
@@ -101,15 +99,20 @@ class PluginLifecycle:
         return self.record.name
 
     def drop(self, stage: Stage, reason: str, state: PluginState = PluginState.FAILED,
-             *, retriable: bool = False) -> None:
-        """Record the failure and unregister the plugin's hooks (teardown stays owed)."""
-        self.record.fail(stage, reason, state)
+             *, retriable: bool = False, cause: BaseException | None = None) -> None:
+        """Record the failure and unregister the plugin's hooks (teardown stays owed).
+
+        The one place a failure is logged, once per failed attempt: with the
+        traceback of `cause` (the exception behind it) when there is one.
+        """
+        self.record.fail(stage, reason, state, error=cause)
         self.record.update(retriable=retriable)
         self.parts.hooks.unregister(self.name)
         if self.record.phase > Phase.IMPORTED:
             self.record.update(phase=Phase.IMPORTED)
+        traceback = {"exc_info": cause} if cause is not None else {}
         log.warning("plugin.failed" if state is PluginState.FAILED else "plugin.skipped",
-                    plugin=self.name, stage=stage.value, reason=self.record.reason)
+                    plugin=self.name, stage=stage.value, reason=self.record.reason, **traceback)
 
     async def step(self, transition: Callable[[], Any]) -> bool:
         """Run one transition (sync or async); on Dropped, drop. True if it went through."""
@@ -118,7 +121,7 @@ class PluginLifecycle:
             if inspect.isawaitable(result):
                 await result
         except Dropped as dropped:
-            self.drop(dropped.stage, dropped.reason, dropped.state, retriable=dropped.retriable)
+            self._drop(dropped)
             return False
         return True
 
@@ -127,9 +130,13 @@ class PluginLifecycle:
         try:
             transition(*args)
         except Dropped as dropped:
-            self.drop(dropped.stage, dropped.reason, dropped.state)
+            self._drop(dropped)
             return False
         return True
+
+    def _drop(self, dropped: Dropped) -> None:
+        self.drop(dropped.stage, dropped.reason, dropped.state, retriable=dropped.retriable,
+                  cause=dropped.cause)
 
     # -- up ------------------------------------------------------------------
 
@@ -138,67 +145,55 @@ class PluginLifecycle:
         try:
             module, ms = await self.parts.calls.import_module(self.name, self.record.module)
         except StageError as exc:
-            # Recorded, not logged: nothing was registered to drop.
-            self.record.fail(Stage.IMPORT, str(exc))
-            return
+            raise Dropped(Stage.IMPORT, str(exc), cause=exc.cause) from None
         self.record.update(module_object=module, phase=Phase.IMPORTED)
         self.record.timed(Stage.IMPORT, ms)
 
+    def read_info(self) -> None:
+        """Read PluginInfo, before registering: plugins register in the order
+        of their `requires`, so that hooks a plugin publishes exist before the
+        plugins implementing them register."""
+        assert self.record.module_object is not None, "reading info follows import"
+        if self.info is None:
+            info = self.info = plugin_info(self.record.module_object, self.parts.hooks)
+            self.record.update(version=self.record.version or info.version,
+                               requires=list(info.requires))
+
     def register(self) -> None:
-        """Register the hooks, read PluginInfo and settings, make the context."""
-        assert self.record.module_object is not None, "register follows import"
+        """Check and register the hooks, claim prefixes, check the migrations
+        directory, load settings, publish hook specifications, make the context."""
+        module, hooks = self.record.module_object, self.parts.hooks
+        assert module is not None, "register follows import"
+        self.read_info()
+        assert self.info is not None
+        info = self.info
+        check_hooks(self.name, module, hooks, info.requires, self._state_of)
         try:
-            self.parts.hooks.register(self.name, self.record.module_object)
-        except Exception as exc:  # pluggy's validation errors, or the module's own
-            raise Dropped(Stage.REGISTER, describe(exc)) from None
-        info = self.info = self._info()
-        self.record.update(version=self.record.version or info.version, requires=list(info.requires))
+            hooks.register(self.name, module)
+        except Exception as exc:  # pluggy's own validation, or the module's code
+            raise Dropped(Stage.REGISTER, describe(exc), cause=exc) from None
         for prefix in info.route_prefixes:
             if not valid_prefix(prefix):
                 raise Dropped(Stage.REGISTER, f"invalid route prefix {prefix!r}")
             if prefix not in self.record.prefixes:  # else also in the distribution's metadata
                 self.claim(prefix)
                 self.record.update(prefixes=[*self.record.prefixes, prefix])
-        settings = self._settings()
+        self.migrations = migrations_dir(self.name, hooks)
+        settings = plugin_settings(self.name, hooks, self.parts.config, self.parts.env_file)
         declared = parse_flags(info.flags, {}, self.parts.env_file)  # SettingsError stops start-up
         self.parts.flags.declare(declared)
+        publish_hookspecs(self.name, hooks)
         self.context = self._context(settings)
         self.record.update(phase=Phase.REGISTERED)
+
+    def _state_of(self, other: str) -> PluginState | None:
+        return next((view.state for view in self.parts.view.plugins() if view.name == other), None)
 
     def claim(self, prefix: str) -> None:
         try:
             self.parts.table.claim(self.name, prefix)
         except RoutesRefused as exc:
             raise Dropped(Stage.ROUTES, str(exc)) from None
-
-    def _info(self) -> PluginInfo:
-        hook = self.parts.hooks.implementation("lukhas_plugin_info", self.name)
-        try:
-            info = hook() if hook else None
-        except Exception as exc:
-            raise Dropped(Stage.REGISTER, describe(exc)) from None
-        if not isinstance(info, PluginInfo):
-            raise Dropped(Stage.REGISTER, "lukhas_plugin_info must return a PluginInfo")
-        try:
-            compatible = PLUGIN_API_VERSION in SpecifierSet(info.api)
-        except InvalidSpecifier:
-            raise Dropped(Stage.REGISTER, f"invalid api range {info.api!r}") from None
-        if not compatible:
-            raise Dropped(Stage.REGISTER,
-                          f"incompatible: needs {info.api}, kernel has {PLUGIN_API_VERSION}")
-        return info
-
-    def _settings(self) -> PluginSettings | None:
-        hook = self.parts.hooks.implementation("lukhas_settings_model", self.name)
-        try:
-            model = hook() if hook else None
-            if model is None:
-                return None
-            if not (isinstance(model, type) and issubclass(model, PluginSettings)):
-                raise TypeError("lukhas_settings_model must return a PluginSettings subclass")
-            return load_settings(model, self.parts.config, ("plugins", self.name), self.parts.env_file)
-        except Exception as exc:
-            raise Dropped(Stage.REGISTER, str(exc) if exc.args else describe(exc)) from None
 
     def _context(self, settings: PluginSettings | None) -> AnyContext:
         parts, services = self.parts, self.parts.services
@@ -211,18 +206,17 @@ class PluginLifecycle:
 
     async def migrate(self) -> None:
         """Bring the plugin's tables to head (or check them)."""
-        declared = self.parts.hooks.implementation("lukhas_migrations", self.name)
-        if declared is not None:
+        versions = self.migrations
+        if versions is not None:
             await self.parts.mark(self.name, Stage.MIGRATE)  # a durable write: only for work
             services = self.parts.services
             assert services is not None, "setting plugins up needs storage"
             upgrade = self.parts.settings.auto_migrate
             try:
                 _, ms = await self.parts.calls.run(
-                    self.name, None,
-                    lambda: services.db.migrate(self.name, Path(declared()), upgrade=upgrade))
+                    self.name, None, lambda: services.db.migrate(self.name, versions, upgrade=upgrade))
             except StageError as exc:
-                raise Dropped(Stage.MIGRATE, str(exc), retriable=True) from None
+                raise Dropped(Stage.MIGRATE, str(exc), retriable=True, cause=exc.cause) from None
             self.record.timed(Stage.MIGRATE, ms)
         self.record.update(phase=Phase.MIGRATED)
 
@@ -242,7 +236,8 @@ class PluginLifecycle:
             middlewares = hooks.listed("lukhas_middlewares", self.name, object, context=context)
             self.parts.table.mount(self.name, self.record.prefixes, routes, middlewares)
         except (TypeError, StageError, RoutesRefused) as exc:
-            raise Dropped(Stage.ROUTES, str(exc)) from None
+            cause = exc.cause if isinstance(exc, StageError) else None  # else the kernel's check
+            raise Dropped(Stage.ROUTES, str(exc), cause=cause) from None
         self.record.update(routes=[route.operation for route in routes], state=PluginState.ACTIVE,
                            stage=None, reason=None, phase=Phase.ROUTED)
 
@@ -258,7 +253,7 @@ class PluginLifecycle:
             _, ms = await self.parts.calls.run(
                 self.name, stage, (lambda: function(context=context)) if function else (lambda: None))
         except StageError as exc:
-            raise Dropped(stage, str(exc), retriable=True) from None
+            raise Dropped(stage, str(exc), retriable=True, cause=exc.cause) from None
         self.record.timed(stage, ms)
 
     # -- down ----------------------------------------------------------------

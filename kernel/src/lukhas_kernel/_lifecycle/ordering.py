@@ -10,7 +10,8 @@ from .._plugin.states import PluginState, Stage
 from .machine import PluginLifecycle
 from .records import Phase
 
-__all__ = ["dependents", "in_dependency_order", "set_up_in_order", "start_in_order"]
+__all__ = ["dependents", "in_dependency_order", "registration_order", "set_up_in_order",
+           "start_in_order"]
 
 Step = Callable[[PluginLifecycle], Awaitable[None]]
 
@@ -57,6 +58,29 @@ async def _guarded(plugins: Mapping[str, PluginLifecycle], plugin: PluginLifecyc
             return plugin.drop(stage, f"requires {dependency}, which is {other.record.state.value}",
                                PluginState.SKIPPED)
     await step(plugin)
+
+
+def registration_order(plugins: list[PluginLifecycle]) -> list[PluginLifecycle]:
+    """`plugins` with each after the ones it requires (otherwise in the given
+    order), so that the hooks a plugin publishes exist before the plugins
+    implementing them register. A cycle is broken anywhere here: it fails
+    its plugins later, at setup, with the cycle named."""
+    by_name = {plugin.name: plugin for plugin in plugins}
+    ordered: dict[str, PluginLifecycle] = {}
+    visiting: set[str] = set()
+
+    def visit(plugin: PluginLifecycle) -> None:
+        if plugin.name in ordered or plugin.name in visiting:
+            return
+        visiting.add(plugin.name)
+        for required in plugin.record.requires:
+            if required in by_name:
+                visit(by_name[required])
+        ordered[plugin.name] = plugin
+
+    for plugin in plugins:
+        visit(plugin)
+    return list(ordered.values())
 
 
 def dependents(name: str, plugins: Mapping[str, PluginLifecycle]) -> list[str]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from traceback import format_exception
 from types import ModuleType
 from typing import Any
 
+from .._core.redaction import redact
 from .._plugin.states import CheckResult, PluginState, PluginView, Stage
 
 __all__ = ["Phase", "PluginRecord", "view_of"]
@@ -62,6 +64,9 @@ class PluginRecord:
     next_attempt_at: datetime | None = None
     breaker: str = "closed"
     breaker_opened: int = 0
+    # The last failure's traceback, when an exception caused it (`lukhas doctor
+    # --verbose`); never in the HTTP answer, which is no place for code paths.
+    traceback: str | None = field(default=None, repr=False)
     revision: int = 0
 
     def update(self, **changes: Any) -> None:
@@ -80,8 +85,11 @@ class PluginRecord:
         if replace or stage.value not in self.startup_ms:
             self.update(startup_ms={**self.startup_ms, stage.value: round(ms, 3)})
 
-    def fail(self, stage: Stage, reason: str, state: PluginState = PluginState.FAILED) -> None:
-        self.update(state=state, stage=stage, reason=f"{stage.value}: {reason}")
+    def fail(self, stage: Stage, reason: str, state: PluginState = PluginState.FAILED,
+             error: BaseException | None = None) -> None:
+        """The plugin failed (or was skipped) at `stage`; `error` is the exception behind it."""
+        self.update(state=state, stage=stage, reason=f"{stage.value}: {reason}",
+                    traceback=redact("".join(format_exception(error))) if error is not None else None)
 
     @property
     def total_startup_ms(self) -> float:

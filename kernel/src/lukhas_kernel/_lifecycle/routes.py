@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._plugin.route import Route
+from .._plugin.route import Route, handler_mismatch
 from .._services.ratelimit import parse_limit
 
 __all__ = ["KERNEL_PREFIXES", "Mounted", "RouteTable", "RoutesRefused"]
@@ -85,6 +85,9 @@ class RouteTable:
             if key in keys or owner not in (None, plugin):
                 holder = "itself" if key in keys else f"plugin {owner}"
                 raise RoutesRefused(f"{route.operation} already claimed by {holder}")
+            mismatch = handler_mismatch(route)
+            if mismatch is not None:  # else a 500 (or a silently dropped input) per request
+                raise RoutesRefused(f"{route.operation}: {mismatch}")
             if route.rate_limit is not None:
                 try:
                     parse_limit(route.rate_limit)

@@ -15,6 +15,7 @@ from .._core.settings import KernelSettings, PluginSettings
 from .._services.accounts import User
 from .._services.cache import Cache, CacheRegion
 from .._services.storage import Database
+from .hookcalls import NoHookCalls, PublishedHooks
 from .view import KernelView
 
 __all__ = ["KERNEL_PROFILE_FIELDS", "HealthCheck", "PluginContext", "PluginInfo"]
@@ -85,6 +86,8 @@ class PluginContext(Generic[SettingsT, RuntimeT]):
     # Live run-time flag values (shared with the kernel; read, don't write).
     flags: Mapping[str, bool]
     kernel: KernelView | None = field(default=None, repr=False)  # set for every loaded plugin
+    #: Calls the hooks this plugin publishes to others (`lukhas_hookspecs`).
+    hooks: PublishedHooks = field(default_factory=NoHookCalls, repr=False)
     #: Untyped scratch space, kept for plugins written before `runtime`.
     state: dict[str, Any] = field(default_factory=dict)
     _find_user: Callable[[str], Awaitable[User | None]] | None = field(default=None, repr=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,9 +23,11 @@ from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .._core.private_files import check_private, private_file
+from .revision_files import MigrationError, declared_head, failed_revision
 from .sqlite_threads import WRITE, SqliteThreads, tune_sqlite
 
-__all__ = ["Database", "StorageError", "UtcDateTime", "default_url"]
+__all__ = ["Database", "MigrationError", "StorageError", "UtcDateTime", "declared_head",
+           "default_url"]
 
 _ALEMBIC_ENV = Path(__file__).parent / "alembic"
 T = TypeVar("T")
@@ -57,29 +58,6 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
-_REVISION = re.compile(r"""^revision\s*(?::[^=]*)?=\s*["']([^"']+)["']""", re.MULTILINE)
-_DOWN = re.compile(r"""^down_revision\s*(?::[^=]*)?=\s*(?:None|["']([^"']+)["'])\s*$""", re.MULTILINE)
-
-
-def declared_head(versions: Path) -> str | None:
-    """The head of the linear history in `versions`, read without Alembic.
-
-    None when it cannot be told this way (a merge, an unusual file): then
-    Alembic itself is asked. Importing Alembic costs a fifth of a start-up.
-    """
-    revisions, parents = set(), set()
-    for path in versions.glob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        revision, down = _REVISION.search(text), _DOWN.search(text)
-        if revision is None or down is None:
-            return None
-        revisions.add(revision.group(1))
-        if down.group(1):
-            parents.add(down.group(1))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def default_url(data_dir: Path) -> str:
@@ -300,7 +278,10 @@ class Database:
                 # Migrations are not bound by the storage timeout (a table rewrite
                 # may take long); waiting for a lock still is (`lock_timeout`).
                 connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
-            head = ScriptDirectory.from_config(config).get_current_head()
+            try:
+                head = ScriptDirectory.from_config(config).get_current_head()
+            except Exception as exc:  # a revision file that cannot be read or placed
+                raise failed_revision(exc, versions) from exc
             current = MigrationContext.configure(
                 connection, opts={"version_table": table}).get_current_revision()
             if current != head:
@@ -308,7 +289,10 @@ class Database:
                     raise StorageError(
                         f"{owner} tables are at revision {current}, the code needs {head}: "
                         "run `lukhas db upgrade`")
-                command.upgrade(config, "head")
+                try:
+                    command.upgrade(config, "head")
+                except Exception as exc:
+                    raise failed_revision(exc, versions) from exc
             return head
 
         async with self._migrating, self._transaction() as connection:
