@@ -117,11 +117,15 @@ async def test_declaring_a_field_the_kernel_answers_fails_the_plugin_at_register
     assert item["reason"].startswith("register: ") and "'username' is the kernel's own" in item["reason"]
 
 
-def test_a_profile_field_type_pydantic_cannot_validate_is_refused():
+def test_a_profile_field_pydantic_cannot_hold_is_refused():
     with pytest.raises(ValueError, match="'when': .* is not a type pydantic can validate"):
         PluginInfo(profile_fields={"when": object()})
     with pytest.raises(ValueError, match="'tier' is the kernel's own"):
         PluginInfo(profile_fields={"tier": str})
+    for name in ("json", "model_config", "_hidden", "Badge", "with-dash", ""):
+        with pytest.raises(ValueError, match="name it with a-z, 0-9 and '_'"):
+            PluginInfo(profile_fields={name: int})
+    assert PluginInfo(profile_fields={"model_score": int, "badge_2": list[str]}).profile_fields
 
 
 def test_the_first_plugin_to_declare_a_field_owns_it():

@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from .._core.problems import ProblemError, validation_problem
+from .._core.problems import ProblemError, validation_error, validation_problem
 from .._plugin.route import Handler, Route
 
 __all__ = ["Guard", "wrap_handler"]
@@ -112,9 +112,7 @@ async def _inputs(route: Route, request: web.Request) -> dict[str, Any]:
 
 
 def _nul_problem(loc: list[str | int]) -> ProblemError:
-    return ProblemError(
-        422, f"the request {loc[0]} failed validation", type="urn:lukhas:problem:validation",
-        errors=[{"loc": loc, "msg": "must not contain the NUL character", "type": "string_nul"}])
+    return validation_error(loc, "must not contain the NUL character", "string_nul")
 
 
 def _refuse_nul(path: Mapping[str, str], query: Mapping[str, str]) -> None:

@@ -53,6 +53,11 @@ class KernelProfile(BaseModel):
 Declared = tuple[str, TypeAdapter[Any]]
 
 
+def _nullable(kind: Any) -> Any:
+    """`kind` or None, for any type expression (`kind | None` fails for some, e.g. "Name")."""
+    return Optional[kind]  # noqa: UP045
+
+
 def profile_model(declarations: Mapping[str, Mapping[str, Any]]) -> tuple[type[BaseModel],
                                                                          dict[str, Declared]]:
     """The profile's model with every field plugins declared (`{plugin: {field: type}}`,
@@ -75,11 +80,6 @@ def profile_model(declarations: Mapping[str, Mapping[str, Any]]) -> tuple[type[B
                          __doc__="A user's profile: the kernel's fields and those plugins contribute.",
                          **fields)
     return model, owned
-
-
-def _nullable(kind: Any) -> Any:
-    """`kind` or None, for any type expression (`kind | None` fails for some, e.g. "Name")."""
-    return Optional[kind]  # noqa: UP045
 
 
 def profile_routes(kernel: Kernel, accounts: Accounts) -> list[Route]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import structlog
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from .._core.private_files import private_directory
 from .._core.settings import KernelSettings, PluginSettings
@@ -28,6 +29,7 @@ RuntimeT = TypeVar("RuntimeT")
 _UNSET: Any = object()
 #: The profile fields the kernel answers itself; no plugin may declare them.
 KERNEL_PROFILE_FIELDS = ("user_id", "username", "tier")
+_PROFILE_FIELD = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,10 @@ class PluginInfo:
         for name, kind in self.profile_fields.items():
             if name in KERNEL_PROFILE_FIELDS:
                 raise ValueError(f"profile field {name!r} is the kernel's own; name it otherwise")
+            # A model field of the profile: no pydantic attribute (`json`, `copy`) either.
+            if not _PROFILE_FIELD.fullmatch(name) or hasattr(BaseModel, name):
+                raise ValueError(f"profile field {name!r}: name it with a-z, 0-9 and '_', "
+                                 "starting with a letter, and not as a pydantic model's attribute")
             try:
                 TypeAdapter(kind)
             except Exception as exc:  # pydantic's schema errors, or a non-type

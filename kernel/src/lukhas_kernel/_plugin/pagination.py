@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .._core.problems import ProblemError
+from .._core.problems import ProblemError, validation_error
 
 __all__ = ["Page", "PageQuery", "paginate"]
 
@@ -133,7 +133,4 @@ def _int_bound(column: sa.ColumnElement[Any]) -> int:
 
 def _foreign_cursor() -> ProblemError:
     # Decodable, but made by another list (or by hand): still a bad query.
-    return ProblemError(422, "the cursor does not belong to this list",
-                        type="urn:lukhas:problem:validation",
-                        errors=[{"loc": ["query", "cursor"], "msg": "not a cursor this list returned",
-                                 "type": "value_error"}])
+    return validation_error(("query", "cursor"), "not a cursor this list returned")
