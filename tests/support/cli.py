@@ -13,6 +13,8 @@ from support.paths import TESTS
 
 #: What a bearer token looks like.
 TOKEN = re.compile(r"^lk_[A-Za-z0-9_-]{43,}$")
+#: How a command that needs a database starts to say there is none.
+NO_DATABASE = "lukhas: no database at "
 
 
 def clean_env(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -24,11 +26,13 @@ def clean_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return {**base, **(env or {})}
 
 
-def lukhas(*args: str, env: dict[str, str] | None = None, cwd: Path, timeout: float = 60):
-    """Run `python -m lukhas_kernel ARGS` with a clean Lukhas environment."""
+def lukhas(*args: str, env: dict[str, str] | None = None, cwd: Path, timeout: float = 60,
+           input: str | None = None):
+    """Run `python -m lukhas_kernel ARGS` with a clean Lukhas environment;
+    `input` is its stdin (else none: a question it asks reads end of file)."""
     return subprocess.run([sys.executable, "-m", "lukhas_kernel", *args], cwd=cwd,
                           env=clean_env(env), capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, input=input if input is not None else "")
 
 
 def data_dir(tmp_path: Path) -> Path:
@@ -36,9 +40,9 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 def cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
     """`lukhas ARGS` on the data dir `tmp_path/data`, JSON logs."""
-    return lukhas(*args, cwd=tmp_path, timeout=timeout,
+    return lukhas(*args, cwd=tmp_path, timeout=timeout, input=input,
                   env={"LUKHAS_DATA_DIR": str(data_dir(tmp_path)), "LUKHAS_LOG_FORMAT": "json",
                        **(env or {})})
 
@@ -48,20 +52,28 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-def one_line_error(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
-    """Assert `result` failed with `code` and exactly one line on stderr; return it."""
+def one_line_error(result: subprocess.CompletedProcess[str], code: int = 1, *,
+                   besides_logs: bool = False) -> str:
+    """Assert `result` failed with `code` and exactly one line on stderr; return it.
+    With `besides_logs`, JSON log events on stderr are let through."""
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
+    lines = [line for line in result.stderr.strip().splitlines()
+             if not (besides_logs and line.startswith("{"))]
     assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
+    assert "Traceback" not in "\n".join(lines) + result.stdout
     assert lines[0].startswith("lukhas: "), lines[0]
     return lines[0]
 
 
 def add_user(tmp_path: Path, name: str, *options: str,
              env: dict[str, str] | None = None) -> tuple[str, str]:
-    """`lukhas users add NAME OPTIONS` → (user_id, token)."""
-    out = ok(cli(tmp_path, "users", "add", name, *options, env=env))
+    """`lukhas users add NAME OPTIONS` → (user_id, token). On a data dir without
+    a database it first runs `lukhas db upgrade`, as an operator would."""
+    result = cli(tmp_path, "users", "add", name, *options, env=env)
+    if result.returncode == 2 and result.stderr.startswith(NO_DATABASE):
+        cli(tmp_path, "db", "upgrade", env=env)  # its plugins' outcome is not this helper's concern
+        result = cli(tmp_path, "users", "add", name, *options, env=env)
+    out = ok(result)
     lines = out.splitlines()
     assert len(lines) == 2, out
     user_id = re.fullmatch(r"user_id: (usr_[A-Za-z0-9]+)", lines[0])

@@ -58,7 +58,8 @@ async def test_release_below_the_threshold_is_not_quarantined(tmp_path, database
 def test_release_without_a_database_exits_2_and_creates_none(tmp_path):
     result = cli(tmp_path, "plugins", "release", "healthy")
     database = data_dir(tmp_path) / "lukhas.db"
-    assert one_line_error(result, 2) == f"lukhas: no database at {database}"
+    assert one_line_error(result, 2) == (
+        f"lukhas: no database at {database}; start the host or set LUKHAS_DATA_DIR")
     assert not database.exists()
 
 

@@ -1,4 +1,4 @@
-"""`lukhas users`, `lukhas tokens` and `lukhas db`: the kernel's data from the shell."""
+"""`lukhas users` and `lukhas tokens`: the kernel's accounts from the shell."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import click
 
 from .._services.accounts import TIERS, Accounts
 from .._services.bundle import Services
-from .bootstrap import load_kernel, migrate_plugins
-from .common import fail, run, settings
+from .common import require_database, run, settings
 
-__all__ = ["db", "tokens", "users"]
+__all__ = ["tokens", "users"]
 
 T = TypeVar("T")
 
 
 def _with_accounts(work: Callable[[Accounts], Awaitable[T]]) -> T:
     loaded, _ = settings()
+    require_database(loaded)
 
     async def go() -> T:
         services = await Services.open(loaded, create_admin=False)
@@ -88,28 +88,3 @@ def tokens_list(name: str) -> None:
 def tokens_revoke(prefix: str) -> None:
     """Revoke the one live token starting with PREFIX (at least 8 characters)."""
     click.echo(f"revoked {_with_accounts(lambda accounts: accounts.revoke(prefix))}")
-
-
-@click.group()
-def db() -> None:
-    """Database maintenance."""
-
-
-@db.command("upgrade")
-def db_upgrade() -> None:
-    """Migrate the kernel's and every enabled plugin's tables to head."""
-    loaded, config = settings()
-    upgraded = loaded.model_copy(update={"auto_migrate": True})
-
-    async def go() -> dict[str, str]:
-        kernel = await load_kernel(upgraded, config, set_up=False, first_admin=False)
-        try:
-            return await migrate_plugins(kernel)
-        finally:
-            await kernel.close()
-
-    results = run(go())
-    for owner, outcome in results.items():
-        click.echo(f"{owner}: {outcome}")
-    if any(outcome != "ok" for outcome in results.values()):
-        fail("some migrations failed", 1)

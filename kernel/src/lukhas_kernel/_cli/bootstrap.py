@@ -15,7 +15,7 @@ from .._lifecycle.chaos import ChaosPlan
 from .._lifecycle.kernel import Kernel
 from .._services.bundle import Services
 
-__all__ = ["load_kernel", "create_app", "kernel_settings", "migrate_plugins"]
+__all__ = ["create_app", "first_admin_created", "kernel_settings", "load_kernel", "migrate_plugins"]
 
 
 def kernel_settings(env_file: str | None = ".env", **overrides: Any) -> tuple[KernelSettings, dict[str, Any]]:
@@ -85,6 +85,18 @@ async def migrate_plugins(kernel: Kernel, *, upgrade: bool = True) -> dict[str, 
         except Exception as exc:
             results[name] = f"failed: {describe(exc)}"
     return results
+
+
+async def first_admin_created(services: Services) -> tuple[str, str] | None:
+    """(user id, token) of the admin `admin` this start created, else None.
+
+    Only the process that created the user holds its token (it is shown
+    once), and the user it created is the one named `admin`: names are unique.
+    """
+    token = services.first_admin_token
+    if token is None:
+        return None
+    return (await services.accounts.user_named("admin")).id, token
 
 
 def services_of(app: web.Application) -> Services:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from .._core.isolation import describe
@@ -15,13 +17,14 @@ from .._core.logging import configure_logging
 from .._core.settings import KernelSettings, SettingsError
 from .._services.accounts import AccountError
 from .._services.bundle import database_from
-from .._services.storage import Database, StorageError
+from .._services.storage import Database, StorageError, default_url
 from .bootstrap import kernel_settings
 
 T = TypeVar("T")
 
 
 def fail(message: str, code: int) -> NoReturn:
+    """Print `lukhas: MESSAGE` as the one line on stderr and exit with `code`."""
     click.echo(f"lukhas: {message}", err=True)
     sys.exit(code)
 
@@ -46,16 +49,38 @@ def run(work: Coroutine[Any, Any, T]) -> T:
         fail(str(exc), 1)
 
 
+def missing_database(loaded: KernelSettings) -> Path | None:
+    """The SQLite file the settings name, when it does not exist; None when it
+    does, for an in-memory database, and for a server (not checked here: a
+    server's database is created by whoever runs the server)."""
+    url = make_url(loaded.database_url or default_url(loaded.data_dir))
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database or "")
+    return None if path.exists() else path
+
+
+def require_database(loaded: KernelSettings) -> None:
+    """Exit 2 with one line when there is no database to work on.
+
+    Only `serve` and `db upgrade` create the database: a command that reads
+    or changes data would otherwise create an empty one wherever it was run
+    from (the default data dir is relative), and report on that instead.
+    """
+    missing = missing_database(loaded)
+    if missing is not None:
+        fail(f"no database at {missing}; start the host or set LUKHAS_DATA_DIR", 2)
 
 
 def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
     """For plugins' CLI commands: run `work` on the kernel's database.
 
     Settings come from the environment and config file as for `lukhas serve`;
-    a bad setting exits 2, a database that cannot be used exits 1, each with
-    one line on stderr. Nothing is migrated.
+    a bad setting or no database at all exits 2, a database that cannot be
+    used exits 1, each with one line on stderr. Nothing is created or migrated.
     """
     loaded, _ = settings()
+    require_database(loaded)
 
     async def main() -> T:
         db = database_from(loaded)

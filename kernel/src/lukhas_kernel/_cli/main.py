@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 import structlog
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from .._core.isolation import describe
@@ -23,46 +22,24 @@ from .._lifecycle.discovery import discover
 from .._plugin.states import PluginState, PluginView, StartupReport
 from .._services.bundle import database_from
 from .._services.starts import Quarantine, StartLedger
-from .._services.storage import Database, default_url
-from .admin import db, tokens, users
+from .._services.storage import Database
+from .admin import tokens, users
 from .bootstrap import load_kernel
 from .common import fail as _fail
+from .common import missing_database, require_database, with_database
 from .common import run as _run
 from .common import settings as _settings
-from .common import with_database
+from .dbtools import db
+from .group import PLUGIN_COMMANDS_HELP, LukhasGroup
 from .hostfile import HostLock, HostRunning, ReloadOutcome, running_host
+from .scaffold import new
 from .supervisor import CannotStart, Supervisor
 from .workers import serve_worker
 
 __all__ = ["main"]
 
 
-class _LukhasGroup(click.Group):
-    """Adds the commands plugins contribute through `lukhas_cli_commands`."""
-
-    def _plugin_commands(self) -> dict[str, click.Command]:
-        """Import and register enabled plugins (no setup) to ask for commands."""
-        settings, config = _settings()
-        kernel = _run(load_kernel(settings, config, set_up=False, storage=False))
-        commands: dict[str, click.Command] = {}
-        for name in kernel.contexts:
-            hook = kernel.implementation("lukhas_cli_commands", name)
-            try:
-                for command in (hook() if hook else None) or []:
-                    commands.setdefault(command.name or name, command)
-            except Exception as exc:
-                structlog.get_logger("lukhas.cli").warning(
-                    "plugin.cli_commands_failed", plugin=name, reason=describe(exc))
-        return commands
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self._plugin_commands()})
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        return super().get_command(ctx, name) or self._plugin_commands().get(name)
-
-
-@click.group(cls=_LukhasGroup)
+@click.group(cls=LukhasGroup, epilog=PLUGIN_COMMANDS_HELP)
 @click.version_option(package_name="lukhas-kernel")
 def main() -> None:
     """Lukhas: a plugin kernel for Python HTTP services."""
@@ -207,9 +184,7 @@ def plugins_list(as_json: bool) -> None:
 def plugins_release(name: str) -> None:
     """Clear NAME's crash-loop quarantine: it is tried again at the next start."""
     settings, _ = _settings()
-    missing = _missing_sqlite_file(settings)
-    if missing is not None:  # releasing must not create an empty database
-        _fail(f"no database at {missing}", 2)
+    require_database(settings)
 
     async def release(db: Database) -> bool:
         ledger = StartLedger(db)
@@ -233,19 +208,10 @@ def _quarantine_item(quarantine: Quarantine | None) -> dict[str, Any] | None:
     return {"failures": quarantine.failures, "stage": quarantine.stage, "reason": quarantine.reason}
 
 
-def _missing_sqlite_file(settings: KernelSettings) -> Path | None:
-    """The SQLite file the settings name when it does not exist (None for a server)."""
-    url = make_url(settings.database_url or default_url(settings.data_dir))
-    if url.get_backend_name() != "sqlite":
-        return None
-    path = Path(url.database or "")
-    return None if path.is_file() else path
-
-
 async def _read_quarantined(settings: KernelSettings) -> dict[str, Quarantine]:
     """The quarantined plugins, from the database if there is one: a listing
     neither creates a database nor changes one."""
-    if _missing_sqlite_file(settings) is not None:
+    if missing_database(settings) is not None:
         return {}
     db = database_from(settings)
     try:
@@ -305,3 +271,4 @@ def _doctor_item(view: PluginView, traceback: str | None, verbose: bool) -> dict
 main.add_command(users)
 main.add_command(tokens)
 main.add_command(db)
+main.add_command(new)

@@ -36,7 +36,7 @@ from .._core.logging import configure_logging
 from .._core.settings import KernelSettings, SettingsError
 from .._http.serving import ConnectionLimits, serve_app
 from .._services.storage import StorageError
-from .bootstrap import create_app, services_of
+from .bootstrap import create_app, first_admin_created, services_of
 
 __all__ = ["MULTIPROC_ENV", "serve_worker"]
 
@@ -65,7 +65,7 @@ def serve_worker(settings: KernelSettings, config: dict[str, Any], listen_fd: in
     async def app() -> web.Application:
         application = await create_app(settings, config, first_admin=preparing)
         if preparing:
-            _show_first_admin(services_of(application).first_admin_token)
+            _show_first_admin(await first_admin_created(services_of(application)))
             report("prepared")
 
         async def ready(_: web.Application) -> None:  # after the kernel's start-up
@@ -88,10 +88,11 @@ def serve_worker(settings: KernelSettings, config: dict[str, Any], listen_fd: in
     sys.exit(0)
 
 
-def _show_first_admin(token: str | None) -> None:
-    if token:  # printed once, on the terminal; it never reaches a log
-        click.echo("Created the first admin user 'admin'. Its token, shown only this once:\n"
-                   f"\n    {token}\n\nUse it as 'Authorization: Bearer <token>'.")
+def _show_first_admin(created: tuple[str, str] | None) -> None:
+    if created:  # printed once, on the terminal; the token never reaches a log
+        user_id, token = created
+        click.echo(f"Created the first admin user 'admin' (user_id: {user_id}). Its token, shown "
+                   f"only this once:\n\n    {token}\n\nUse it as 'Authorization: Bearer <token>'.")
 
 
 async def _orphan_guard(app: web.Application) -> AsyncIterator[None]:
