@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,6 @@ from support.load import Load
 from support.paths import ROOT
 from support.polling import eventually
 from support.urls import get, post, send
-from support.venvs import overlay_venv, pip
 
 LEFTOVERS = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__")
 GREET = "/api/v1/hello/greet"
@@ -35,12 +35,25 @@ def overlay(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(python, hello wheel): a venv that sees the suite's packages through a
     .pth file and installs its own on top, and the example plugin built once."""
     root = tmp_path_factory.mktemp("overlay")
-    python = overlay_venv(root / "venv")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    # addsitedir also runs the suite's .pth files (its editable installs).
+    suite = sysconfig.get_paths()["purelib"]
+    Path(site, "suite.pth").write_text(f"import site; site.addsitedir({suite!r})\n")
     shutil.copytree(ROOT / "examples" / "hello", root / "hello", ignore=LEFTOVERS)
     subprocess.run([python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", root / "dist",
                     root / "hello"], check=True, capture_output=True, timeout=240)
     [wheel] = (root / "dist").glob("lukhas_hello-*.whl")
     return python, wheel
+
+
+def pip(python: Path, *args: str | Path) -> None:
+    result = subprocess.run([python, "-m", "pip", *map(str, args)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 def reload(tmp_path: Path, python: str | Path = sys.executable,

@@ -3,18 +3,15 @@ tests and is served, as real processes; names and directories it refuses."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
-from support.cli import clean_env, cli, first_admin_token, lukhas, ok, one_line_error
-from support.host import serving
+from support.cli import clean_env, cli, lukhas, ok, one_line_error
 from support.paths import ROOT
-from support.urls import get, post
-from support.venvs import overlay_venv, pip
+from support.urls import get
 
 EXPECTED = [
     ".gitignore", "README.md", "pyproject.toml",
@@ -30,10 +27,9 @@ def new_plugin(tmp_path: Path, name: str = "memo") -> Path:
     return tmp_path / "work" / name
 
 
-def its_tests(project: Path, python: str | Path = sys.executable,
-              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def its_tests(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """The generated distribution's own pytest run, from its directory."""
-    return subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project,
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project,
                           env=clean_env(env), capture_output=True, text=True, timeout=300)
 
 
@@ -92,24 +88,22 @@ def test_an_existing_directory_is_refused_and_left_alone(tmp_path):
 
 
 @pytest.mark.slow
-def test_installed_its_tests_pass_and_a_host_serves_its_route(tmp_path):
-    project = new_plugin(tmp_path)
-    python = overlay_venv(tmp_path / "venv")
-    pip(python, "install", "--quiet", "--no-deps", project)  # its build backend, as `pip install DIR` gets it
-    where = subprocess.run([python, "-c", "import lukhas_memo; print(lukhas_memo.__file__)"],
-                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert where.stdout.startswith(str(tmp_path / "venv")), where.stdout + where.stderr
+def test_installed_its_tests_pass_and_a_host_serves_its_route(tmp_path, lukhas_package):
+    package = lukhas_package(new_plugin(tmp_path))  # `pip install` of a copy, as its users will
+    tested = package.pytest()  # against the installed copy
+    assert tested.exit_code == 0 and "5 passed" in tested.output, tested.output + tested.stderr
 
-    tested = its_tests(project, python)  # the installed copy: src/ is not on its path
-    assert tested.returncode == 0, tested.stdout + tested.stderr
-    assert "5 passed" in tested.stdout, tested.stdout
-
-    with serving(tmp_path, python=python) as host:
-        token = first_admin_token(host.process)
-        item = post(host.url + "/api/v1/memo/items", token, {"text": "served"}, 201)
-        status, _, body = get(host.url + "/api/v1/memo/items", token)
-        assert status == 200 and [i["item_id"] for i in json.loads(body)["items"]] == [item["item_id"]]
-        assert get(host.url + "/api/v1/memo/items")[0] == 401
-        plugins = json.loads(get(host.url + "/api/v1/plugins", token)[2])["items"]
-        memo = next(p for p in plugins if p["name"] == "memo")
+    with package.serve() as host:
+        created = host.request("POST", "/api/v1/memo/items", json_body={"text": "served"})
+        assert created.status == 201, created.body
+        listed = host.get("/api/v1/memo/items")
+        assert [i["item_id"] for i in listed.json()["items"]] == [created.json()["item_id"]]
+        assert get(host.url + "/api/v1/memo/items")[0] == 401  # without a token
+        memo = next(p for p in host.get("/api/v1/plugins").json()["items"] if p["name"] == "memo")
         assert (memo["state"], memo["distribution"]) == ("active", "lukhas-memo")
+
+    # New revisions belong in the plugin's source, not in an installed copy.
+    refused = package.lukhas("db", "revision", "--plugin", "memo", "-m", "more")
+    assert refused.exit_code == 2, refused.output + refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "lukhas: memo's migrations are an installed copy ("), refused.stderr
