@@ -121,6 +121,8 @@ async def test_revisions_written_from_the_tables_then_upgrade_and_downgrade(
 def test_revision_and_downgrade_refusals(tmp_path):
     versions, env = memo(tmp_path)
     ok(cli(tmp_path, "db", "upgrade", env=env))
+    blank = cli(tmp_path, "db", "revision", "--plugin", "memo", "-m", " ", env=env)
+    assert one_line_error(blank, 2) == "lukhas: a revision needs a message: -m 'what it does'"
     unknown = cli(tmp_path, "db", "revision", "--plugin", "nosuch", "-m", "x", env=env)
     assert one_line_error(unknown, 2) == "lukhas: no plugin 'nosuch': `lukhas plugins list` shows the plugins"
     plugin = versions.parent / "plugin.py"
