@@ -110,9 +110,9 @@ class PluginLifecycle:
         self.parts.hooks.unregister(self.name)
         if self.record.phase > Phase.IMPORTED:
             self.record.update(phase=Phase.IMPORTED)
-        traceback = {"exc_info": cause} if cause is not None else {}
+        exc_info = {"exc_info": cause} if cause is not None else {}
         log.warning("plugin.failed" if state is PluginState.FAILED else "plugin.skipped",
-                    plugin=self.name, stage=stage.value, reason=self.record.reason, **traceback)
+                    plugin=self.name, stage=stage.value, reason=self.record.reason, **exc_info)
 
     async def step(self, transition: Callable[[], Any]) -> bool:
         """Run one transition (sync or async); on Dropped, drop. True if it went through."""
@@ -165,8 +165,8 @@ class PluginLifecycle:
         module, hooks = self.record.module_object, self.parts.hooks
         assert module is not None, "register follows import"
         self.read_info()
-        assert self.info is not None
         info = self.info
+        assert info is not None
         check_hooks(self.name, module, hooks, info.requires, self._state_of)
         try:
             hooks.register(self.name, module)
