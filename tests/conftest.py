@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-import structlog
 from lukhas_kernel._services.storage import default_url
 from lukhas_kernel.testing import LocalPostgres, LocalRedis, local_postgres, local_redis
 from redis import Redis
@@ -17,16 +16,6 @@ from redis import Redis
 T = TypeVar("T")
 #: The databases a module marked `both_databases` runs every test on.
 BACKENDS = ("sqlite", "postgres")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Log events of in-process hosts render a traceback as plain text, as a
-    configured host does: structlog's default renders it with rich and every
-    frame's locals, seconds on the event loop for a deep one (a failed
-    migration's), which other plugins' timeouts then pay for."""
-    *processors, _ = structlog.get_config()["processors"]
-    structlog.configure(processors=[*processors, structlog.dev.ConsoleRenderer(
-        exception_formatter=structlog.dev.plain_traceback)])
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

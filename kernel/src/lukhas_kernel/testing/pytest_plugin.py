@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from .._cli.bootstrap import create_app, services_of
 from .._core.settings import load_kernel_settings
@@ -48,6 +49,18 @@ from .packages import PluginPackage
 
 __all__ = ["lukhas_chaos", "lukhas_cli", "lukhas_database_url", "lukhas_host", "lukhas_package",
            "lukhas_user"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Unless the suite configured structlog itself, in-process hosts log a
+    traceback as plain text, as `lukhas serve` does: structlog's default
+    renders it with every frame's locals, which for a deep one (a failed
+    migration's) takes seconds on the event loop, and other plugins'
+    timeouts pay for it."""
+    if not structlog.is_configured():
+        *processors, _ = structlog.get_config()["processors"]
+        structlog.configure(processors=[*processors, structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.plain_traceback)])
 
 
 @pytest.fixture
