@@ -65,13 +65,20 @@ def one_line_error(result: subprocess.CompletedProcess[str], code: int = 1, *,
     return lines[0]
 
 
+def create_database(tmp_path: Path, env: dict[str, str] | None = None) -> None:
+    """`lukhas db upgrade` on the data dir `tmp_path/data`, as an operator
+    creates the database before other commands (its plugins' outcome is not
+    this helper's concern)."""
+    cli(tmp_path, "db", "upgrade", env=env)
+
+
 def add_user(tmp_path: Path, name: str, *options: str,
              env: dict[str, str] | None = None) -> tuple[str, str]:
     """`lukhas users add NAME OPTIONS` → (user_id, token). On a data dir without
-    a database it first runs `lukhas db upgrade`, as an operator would."""
+    a database it first creates one."""
     result = cli(tmp_path, "users", "add", name, *options, env=env)
     if result.returncode == 2 and result.stderr.startswith(NO_DATABASE):
-        cli(tmp_path, "db", "upgrade", env=env)  # its plugins' outcome is not this helper's concern
+        create_database(tmp_path, env)
         result = cli(tmp_path, "users", "add", name, *options, env=env)
     out = ok(result)
     lines = out.splitlines()

@@ -62,6 +62,7 @@ def test_pip_install_and_uninstall_a_plugin(tmp_path: Path) -> None:
         "quarantined": None,
     }]}
 
+    run(lukhas, "db", "upgrade")  # doctor, like every command but serve, needs the database
     doctor = json.loads(run(lukhas, "doctor", LUKHAS_REQUIRED_PLUGINS="hello").stdout)
     assert doctor["status"] == "ok"
     assert doctor["missing_required"] == []

@@ -223,9 +223,8 @@ def _unusable(kind: str, tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize("kind", ["under_a_file", "under_proc", "a_directory"])
-# (`users list` on a missing file is refused as "no database": test_cli_discipline.py)
-@pytest.mark.parametrize("command", [["serve"], ["doctor"], ["db", "upgrade"]],
-                         ids=["serve", "doctor", "db-upgrade"])
+# (`users list` or `doctor` on a missing file is refused as "no database": test_cli_discipline.py)
+@pytest.mark.parametrize("command", [["serve"], ["db", "upgrade"]], ids=["serve", "db-upgrade"])
 def test_database_that_cannot_be_opened_is_one_line_exit_1(tmp_path, kind, command):
     env = {"LUKHAS_DATABASE_URL": _unusable(kind, tmp_path)}
     if command == ["serve"]:
@@ -236,10 +235,11 @@ def test_database_that_cannot_be_opened_is_one_line_exit_1(tmp_path, kind, comma
 
 
 @pytest.mark.parametrize("url", ["nonsense", "nosuchdialect://x", "sqlite:///sync.db"])
-@pytest.mark.parametrize("command", ["serve", "doctor"])
+@pytest.mark.parametrize("command", [["serve"], ["doctor"], ["users", "list"]],
+                         ids=["serve", "doctor", "users-list"])
 def test_unusable_database_url_is_a_bad_setting(tmp_path, url, command):
     """Unparsable, unknown dialect, or a driver that is not async: exit 2, one line."""
-    result = cli(tmp_path, command, env={"LUKHAS_DATABASE_URL": url, "LUKHAS_PORT": str(free_port())},
+    result = cli(tmp_path, *command, env={"LUKHAS_DATABASE_URL": url, "LUKHAS_PORT": str(free_port())},
                  timeout=30)
     assert one_line_error(result, 2).startswith("lukhas: invalid setting LUKHAS_DATABASE_URL: ")
 
@@ -311,6 +311,11 @@ def test_db_upgrade_with_a_failing_migration(tmp_path):
 
 def test_without_auto_migrate_doctor_asks_for_db_upgrade(tmp_path):
     env = {"LUKHAS_AUTO_MIGRATE": "false"}
+    assert one_line_error(cli(tmp_path, "doctor", env=env), 2).startswith("lukhas: no database at ")
+    assert not db_file(tmp_path).exists()  # the check created nothing
+    data_dir(tmp_path).mkdir(mode=0o700)
+    sqlite3.connect(db_file(tmp_path)).close()  # a database with no tables yet
+    db_file(tmp_path).chmod(0o600)
     line = one_line_error(cli(tmp_path, "doctor", env=env))
     assert "run `lukhas db upgrade`" in line
     assert "lukhas_users" not in tables(db_file(tmp_path))  # the check created nothing

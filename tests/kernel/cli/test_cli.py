@@ -39,6 +39,8 @@ from support.urls import authorized
 )
 @pytest.mark.parametrize("command", [["serve"], ["doctor"]])
 def test_bad_setting_exits_2_with_one_line(tmp_path, env, variable, command):
+    if command == ["doctor"]:
+        lukhas("db", "upgrade", cwd=tmp_path)  # doctor works on an existing database
     result = lukhas(*command, cwd=tmp_path,
                     env={"LUKHAS_EXTRA_PLUGINS": "sample_plugins.healthy", **env})
     assert result.returncode == 2
@@ -49,6 +51,7 @@ def test_bad_setting_exits_2_with_one_line(tmp_path, env, variable, command):
 
 
 def test_bad_value_in_config_file_and_dotenv(tmp_path):
+    lukhas("db", "upgrade", cwd=tmp_path)  # doctor works on an existing database
     (tmp_path / "lukhas.toml").write_text("[kernel]\nport = 'eighty'\n")
     result = lukhas("doctor", cwd=tmp_path, env={"LUKHAS_CONFIG": "lukhas.toml"})
     assert result.returncode == 2
@@ -81,6 +84,7 @@ def test_doctor_reports_every_state_and_gates_on_required(tmp_path):
     env = {"LUKHAS_EXTRA_PLUGINS": "sample_plugins.healthy,sample_plugins.setup_raises,"
                                    "sample_plugins.import_hangs",
            "LUKHAS_PLUGIN_TIMEOUT_S": "0.5", "LUKHAS_LOG_FORMAT": "json"}
+    lukhas("db", "upgrade", cwd=tmp_path)  # doctor works on an existing database
     ok = lukhas("doctor", cwd=tmp_path, env={**env, "LUKHAS_REQUIRED_PLUGINS": "healthy"})
     assert ok.returncode == 0, ok.stderr
     report = json.loads(ok.stdout)

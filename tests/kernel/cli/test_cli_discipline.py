@@ -98,7 +98,7 @@ REFUSING = [
     ["tokens", "revoke", "lk_abcdefgh"], ["plugins", "release", "healthy"],
     ["db", "downgrade", "--plugin", "notes", "base"],
     ["db", "revision", "--plugin", "notes", "-m", "more", "--autogenerate"],
-    ["db", "purge", "gone", "--yes"],
+    ["db", "purge", "gone", "--yes"], ["doctor"],
 ]
 
 

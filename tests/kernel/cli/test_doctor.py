@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from support.cli import cli
+from support.cli import cli, create_database
 
 EXTRAS = {"LUKHAS_EXTRA_PLUGINS": "sample_plugins.healthy,sample_plugins.setup_raises,"
                                   "sample_plugins.setup_hangs",
@@ -17,6 +17,7 @@ def items(stdout: str) -> dict[str, dict]:
 
 
 def test_verbose_adds_each_failed_plugins_traceback(tmp_path):
+    create_database(tmp_path)
     verbose = cli(tmp_path, "doctor", "--verbose", env=EXTRAS)
     assert verbose.returncode == 0, verbose.stderr
     plugins = items(verbose.stdout)
@@ -39,6 +40,7 @@ def test_verbose_adds_each_failed_plugins_traceback(tmp_path):
 
 def test_the_printed_status_agrees_with_the_exit_code(tmp_path):
     env = {"LUKHAS_EXTRA_PLUGINS": "sample_plugins.healthy"}
+    create_database(tmp_path)
     passing = cli(tmp_path, "doctor", env={**env, "LUKHAS_REQUIRED_PLUGINS": "healthy"})
     assert (passing.returncode, json.loads(passing.stdout)["status"]) == (0, "ok"), passing.stderr
 

@@ -10,7 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from .._core.isolation import describe
 from .._core.logging import configure_logging
@@ -52,9 +52,13 @@ def run(work: Coroutine[Any, Any, T]) -> T:
 def missing_database(loaded: KernelSettings) -> Path | None:
     """The SQLite file the settings name, when it does not exist; None when it
     does, for an in-memory database, and for a server (not checked here: a
-    server's database is created by whoever runs the server)."""
-    url = make_url(loaded.database_url or default_url(loaded.data_dir))
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    server's database is created by whoever runs the server). A URL that is
+    not one the kernel can use is left to opening it, which names the setting."""
+    try:
+        url = make_url(loaded.database_url or default_url(loaded.data_dir))
+    except ArgumentError:
+        return None
+    if url.drivername != "sqlite+aiosqlite" or url.database in (None, "", ":memory:"):
         return None
     path = Path(url.database or "")
     return None if path.exists() else path

@@ -237,6 +237,7 @@ def doctor(verbose: bool) -> None:
     integrator's CI after `pip install`.
     """
     settings, config = _settings()
+    require_database(settings)
 
     async def run() -> tuple[StartupReport, list[dict[str, Any]], list[str]]:
         kernel = await load_kernel(settings, config, first_admin=False)
