@@ -12,10 +12,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
+from lukhas_kernel.testing import layered_venv
 from support.cli import add_user, clean_env, cli, data_dir, first_admin_token, one_line_error
 from support.dream_inputs import LONG
 from support.dreams import wait_job
@@ -35,14 +35,7 @@ def overlay(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(python, hello wheel): a venv that sees the suite's packages through a
     .pth file and installs its own on top, and the example plugin built once."""
     root = tmp_path_factory.mktemp("overlay")
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True, timeout=60).stdout.strip()
-    # addsitedir also runs the suite's .pth files (its editable installs).
-    suite = sysconfig.get_paths()["purelib"]
-    Path(site, "suite.pth").write_text(f"import site; site.addsitedir({suite!r})\n")
+    python = layered_venv(root / "venv")
     shutil.copytree(ROOT / "examples" / "hello", root / "hello", ignore=LEFTOVERS)
     subprocess.run([python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", root / "dist",
                     root / "hello"], check=True, capture_output=True, timeout=240)

@@ -4,6 +4,7 @@ from .._http.app import KERNEL_KEY
 from .._lifecycle.records import PluginRecord
 from .._plugin.states import StartupReport
 from .local_servers import LocalPostgres, LocalRedis, ServerUnavailable, local_postgres, local_redis
+from .packages import layered_venv
 
 __all__ = ["KERNEL_KEY", "LocalPostgres", "LocalRedis", "PluginRecord", "ServerUnavailable",
-           "StartupReport", "local_postgres", "local_redis"]
+           "StartupReport", "layered_venv", "local_postgres", "local_redis"]

@@ -32,7 +32,7 @@ from typing import Any
 from .cli_runner import COMMAND_TIMEOUT_S, RunResult, lukhas_environment
 from .local_servers import free_port
 
-__all__ = ["Answer", "PackagingError", "PluginPackage", "ServedHost"]
+__all__ = ["Answer", "PackagingError", "PluginPackage", "ServedHost", "layered_venv"]
 
 #: What is not copied from a source tree: build output, caches, local state.
 LEFTOVERS = shutil.ignore_patterns(".git", ".venv", "venv", "__pycache__", "*.egg-info", "build", "dist",
@@ -107,7 +107,7 @@ class PluginPackage:
         `pip install` the copy into it. Raises PackagingError with pip's output."""
         tree = root / source.resolve().name
         shutil.copytree(source, tree, ignore=LEFTOVERS)
-        package = cls(tree, _layered_venv(root / "venv"), root / "data")
+        package = cls(tree, layered_venv(root / "venv"), root / "data")
         installed = package.pip("install", "--quiet", str(tree))
         if installed.exit_code != 0:
             raise PackagingError(f"pip install {source} failed:\n{installed.output}{installed.stderr}")
@@ -178,8 +178,10 @@ def _installed_only(env: Mapping[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in lukhas_environment(env or {}).items() if k != "PYTHONPATH"}
 
 
-def _layered_venv(path: Path) -> Path:
-    """A venv at `path` whose interpreter also sees this interpreter's packages; its python."""
+def layered_venv(path: Path) -> Path:
+    """A venv at `path` whose interpreter also sees this interpreter's packages,
+    and installs its own on top (so `pip install` and `pip uninstall` there
+    change only it); returns its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True,
                    capture_output=True, timeout=INSTALL_TIMEOUT_S)
     python = path / "bin" / "python"
