@@ -50,8 +50,14 @@ test: install-dev test-tools
 	$(BIN)/python -m pytest
 
 # wrk (Debian's package) is the load generator of every throughput figure;
-# installed when missing (needs root).
-bench: install-dev
+# installed when missing (needs root). The peers the db_routes module measures
+# Lukhas against (FastAPI and uvicorn: pyproject's `bench` group) are
+# installed here only, never by `make test` or `make lint`.
+.make-bench.stamp: .make-dev.stamp pyproject.toml
+	$(BIN)/pip install --quiet --group bench
+	touch $@
+
+bench: install-dev .make-bench.stamp
 	@command -v wrk >/dev/null || $(call apt_install,wrk)
 	$(BIN)/python -m benchmarks
 

@@ -5,6 +5,7 @@ Everything here talks to 127.0.0.1 only and ends only processes it is handed.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ __all__ = [
     "BenchError",
     "ExitedEarly",
     "Figure",
+    "LOAD_CPUS",
+    "SERVER_CPUS",
     "cpu_s_of",
     "descendants_of",
     "free_port",
@@ -33,6 +37,8 @@ __all__ = [
     "machine",
     "median",
     "percentile",
+    "pinned_to",
+    "pinning",
     "progress",
     "rss_mb_of",
     "stop",
@@ -42,6 +48,43 @@ __all__ = [
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
+
+
+def _cpu_split() -> tuple[frozenset[int] | None, frozenset[int] | None]:
+    """The CPU for servers under load and the one for the load generator: the
+    first two this process may run on; (None, None) with fewer than two.
+
+    Apart, the load generator never takes CPU time from the server it
+    measures, and a server's requests/s is what one core serves.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        return None, None
+    return frozenset(allowed[:1]), frozenset(allowed[1:2])
+
+
+SERVER_CPUS, LOAD_CPUS = _cpu_split()
+
+
+def pinning() -> str | None:
+    """How a module that pins its processes (`PINNED = True`) placed them; None
+    when there are too few CPUs to pin."""
+    if SERVER_CPUS is None or LOAD_CPUS is None:
+        return None
+    return f"servers on CPU {min(SERVER_CPUS)}, wrk -t1 on CPU {min(LOAD_CPUS)}"
+
+
+def pinned_to(cpus: frozenset[int] | None) -> Callable[[], None] | None:
+    """A `preexec_fn` for `subprocess.Popen` that runs the child, and every
+    thread and process it starts, on `cpus`; None (no pinning) for None.
+
+    Set before the child runs, so threads and process pools it starts while
+    starting up are pinned too (`os.sched_setaffinity` on a running process
+    moves only its main thread).
+    """
+    if cpus is None:
+        return None
+    return functools.partial(os.sched_setaffinity, 0, cpus)
 
 
 class BenchError(RuntimeError):

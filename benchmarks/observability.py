@@ -12,7 +12,7 @@
     so every request also writes its JSON log line (to a file).
 - Reference: `bare_app.py`, a bare aiohttp handler for the same path.
 - Load: `GET /api/v1/plugins` with the first admin's token (the route
-  auth_throughput measures), `wrk -t2 -c64 -d10s --latency` after a 2 s
+  auth_throughput measures), `wrk -t1 -c64 -d10s --latency` after a 2 s
   warm-up against each, 3 rounds of one run per server in turn; medians.
   Target: with / without ≥ 0.90 in requests/s.
 - Then, on the *with* host after its load (every series populated): 50
@@ -24,9 +24,14 @@ from __future__ import annotations
 import time
 
 from ._common import BenchError, Figure, http_get, median, progress
-from .auth_throughput import PATH, load_test, measure_all, median_of, start_bare, start_lukhas, verify
+from ._servers import start_bare, start_lukhas
+from ._wrk import load_test, measure_all, median_of
+from .auth_throughput import PATH, verify
 
 __all__ = ["run"]
+
+PINNED = True  # servers on one CPU, wrk on another (see _servers.spawn, _wrk.wrk)
+RUNS = 3
 
 TARGET_RATIO = 0.90
 SCRAPES = 50
@@ -61,7 +66,7 @@ def run() -> list[Figure]:
         status, _ = http_get(without.port, "/metrics")
         if status != 403:
             raise BenchError(f"observability disabled, GET /metrics answered {status}, not 403")
-        runs = measure_all([bare, without, with_metrics, with_logs])
+        runs = measure_all([bare, without, with_metrics, with_logs], RUNS, PATH)
         scrape_ms, scrape_bytes = _scrape(with_metrics.port)
         logged = (with_logs.workdir / "stderr.log").read_text(errors="replace").count('"http.request"')
         progress(f"with logs: {logged} request log lines written")

@@ -22,7 +22,8 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from ._common import BenchError, Figure, median, progress, stop
-from .auth_throughput import start_lukhas, wrk
+from ._servers import start_lukhas
+from ._wrk import wrk
 
 __all__ = ["run"]
 
@@ -42,7 +43,8 @@ def _reload(data_dir: Path, outcome: list[str]) -> None:
 
 def run() -> list[Figure]:
     with TemporaryDirectory(prefix="lukhas-bench-reload-") as tmp:
-        server = start_lukhas(Path(tmp))
+        # Not pinned: a reload runs two generations of workers at once, on both cores.
+        server = start_lukhas(Path(tmp), pinned=False)
         data_dir = server.workdir / "data"
         plain: list[float] = []
         reloading: list[float] = []

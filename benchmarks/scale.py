@@ -17,9 +17,13 @@
   `wrk -t2 -c64 -d5s` run against each server in turn (bare, 1 worker,
   2 workers), so noise falls on all alike; each figure is the median over the
   rounds. Figures: requests/s with 1 and with 2 workers, and the scaling
-  ratio (2 workers / 1 worker). Target for reads: ≥ 1.6×.
-- On 2 cores the load generator (wrk, 2 threads), PostgreSQL and the workers
-  share the CPU: two workers can use at most what wrk and PostgreSQL leave.
+  ratio (2 workers / 1 worker). Targets: ≥ 1.6× for reads, ≥ 1.5× for binds
+  (the performance issue's: the audit chain's appends batched, not
+  serialised on a table lock).
+- Nothing is pinned here, unlike the other load modules: two workers need
+  both cores. On 2 cores the load generator (wrk, 2 threads), PostgreSQL and
+  the workers share the CPU: two workers can use at most what wrk and
+  PostgreSQL leave.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from pathlib import Path
 from lukhas_kernel.testing import LocalPostgres, local_postgres
 
 from ._common import BenchError, Figure, median, progress
-from .auth_throughput import Load, Server, load_test, measure_all, start_bare, start_lukhas
+from ._servers import Server, start_bare, start_lukhas
+from ._wrk import Load, load_test, measure_all
 from .routes import BIND_BODY, SETTINGS, Endpoint, check_plugins, expect, post_script, seed_dreams
 
 __all__ = ["run"]
@@ -41,6 +46,7 @@ WARMUP_S = 1
 RUNS = 3
 MAX_FAILED_SHARE = 0.01
 TARGET_READ_SCALING = 1.6
+TARGET_BIND_SCALING = 1.5
 ENDPOINTS = (
     Endpoint("GET /api/v1/dreams/list", "/api/v1/dreams/list"),
     Endpoint("POST /api/v1/glyphs/bind", "/api/v1/glyphs/bind", BIND_BODY, 201),
@@ -54,7 +60,7 @@ def _start(tmp: Path, postgres: LocalPostgres, workers: int) -> Server:
         **SETTINGS,
         "LUKHAS_DATABASE_URL": postgres.url(database),
         "LUKHAS_WORKERS": str(workers),
-    })
+    }, pinned=False)
     server.label = f"lukhas, {workers} worker{'s' if workers > 1 else ''}"
     check_plugins(server)
     seed_dreams(server)
@@ -74,7 +80,7 @@ def run() -> list[Figure]:
         for workers in WORKER_COUNTS:
             servers.append(host := _start(tmp, postgres, workers))
             hosts.append(host)
-        servers.append(bare := start_bare(tmp, hosts[0].headers))
+        servers.append(bare := start_bare(tmp, hosts[0].headers, pinned=False))
         for endpoint in ENDPOINTS:
             progress(f"{endpoint.name}: wrk -c{CONNECTIONS} -d{DURATION_S}s, {RUNS} rounds")
             loads = measure_all([bare, *hosts], RUNS, endpoint.path, post_script(tmp, endpoint),
@@ -98,5 +104,5 @@ def _figures(endpoint: Endpoint, bare_rps: float, rps: list[float], loads: list[
                reference=bare_rps, higher_is_better=True),
         Figure(f"{endpoint.name}, 2 workers, p50 latency", p50[1], "ms", reference=p50[0]),
         Figure(f"{endpoint.name}, scaling 2 workers / 1 worker", two / one, "×",
-               target=TARGET_READ_SCALING if is_read else None, higher_is_better=True),
+               target=TARGET_READ_SCALING if is_read else TARGET_BIND_SCALING, higher_is_better=True),
     ]

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ._common import BenchError, Figure, http_json, median, percentile, progress
-from .auth_throughput import add_user, server_dir, start_lukhas
+from ._servers import add_user, server_dir, start_lukhas
 
 __all__ = ["batches", "run"]
 
