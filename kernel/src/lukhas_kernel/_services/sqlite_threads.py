@@ -9,6 +9,9 @@ thread, so a request costs one hop, and the loop only awaits the result.
 
 Only a file database can be shared this way: `:memory:` is private to its
 connection. Server databases keep the async engine (see `Database.read`).
+
+Writes go to one writer thread, which commits what is queued in batches
+(group commit: see group_commit.py), so concurrent writes share one fsync.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 
+from .group_commit import Abandoned, GroupCommitter, WriterHold
+
 __all__ = ["Abandoned", "SqliteThreads", "tune_sqlite"]
 
 T = TypeVar("T")
@@ -30,10 +35,6 @@ WRITE = "lukhas_write"  # execution option marking a write transaction's connect
 # Reads run beside each other (WAL). Two, so one slow read does not hold up the
 # rest; more would mostly contend for the GIL.
 READERS = 2
-
-
-class Abandoned(Exception):
-    """The caller stopped waiting (its timeout) before the transaction committed."""
 
 
 def tune_sqlite(engine: sa.Engine, busy_timeout_ms: int) -> None:
@@ -83,16 +84,17 @@ def tune_sqlite(engine: sa.Engine, busy_timeout_ms: int) -> None:
 class SqliteThreads:
     """A sync engine on the same file, READERS reader threads and one writer thread."""
 
-    def __init__(self, url: URL, busy_timeout_ms: int) -> None:
+    def __init__(self, url: URL, busy_timeout_ms: int, hold_limit_s: float) -> None:
         # One connection per thread at most, so checkout never waits.
         self.engine = sa.create_engine(
             url.set(drivername="sqlite"), pool_size=READERS + 1, max_overflow=0,
             pool_reset_on_return=None, connect_args={"check_same_thread": False})
         tune_sqlite(self.engine, busy_timeout_ms)
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="lukhas-db-read")
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="lukhas-db-write")
+        self._writer = GroupCommitter(
+            lambda: self.engine.connect().execution_options(**{WRITE: True}), hold_limit_s)
 
-    # Both run `fn` in a copy of the caller's context: what it logs carries the
+    # Reads and writes run `fn` in a copy of the caller's context: what it logs carries the
     # request's structlog context (request id, plugin), as on the loop.
 
     def read(self, fn: Callable[[sa.Connection], T]) -> Future[T]:
@@ -100,23 +102,22 @@ class SqliteThreads:
         return self._readers.submit(contextvars.copy_context().run, self._read, fn)
 
     def write(self, fn: Callable[[sa.Connection], T], abandoned: threading.Event) -> Future[T]:
-        """Run `fn` in a write transaction on the writer thread; committed when
-        `fn` returns, unless `abandoned` is set by then (then rolled back)."""
-        return self._writer.submit(contextvars.copy_context().run, self._write, fn, abandoned)
+        """Run `fn` in a write transaction on the writer thread, in a savepoint
+        of the next batch's; resolved once that batch committed. Rolled back
+        instead when `abandoned` is set before `fn` returned."""
+        return self._writer.submit(fn, abandoned)
+
+    def hold_writer(self) -> WriterHold:
+        """Hold the writer idle once the writes queued so far have committed
+        (for a transaction on another connection of this process)."""
+        return self._writer.hold()
 
     def _read(self, fn: Callable[[sa.Connection], T]) -> T:
         with self.engine.connect() as connection:
             return fn(connection)
 
-    def _write(self, fn: Callable[[sa.Connection], T], abandoned: threading.Event) -> T:
-        with self.engine.connect().execution_options(**{WRITE: True}) as connection, connection.begin():
-            result = fn(connection)
-            if abandoned.is_set():  # its caller answered 503: do not commit behind its back
-                raise Abandoned
-            return result
-
     def close(self) -> None:
         """Wait for running work, then close every connection (blocks: call off the loop)."""
         self._readers.shutdown(wait=True, cancel_futures=True)
-        self._writer.shutdown(wait=True, cancel_futures=True)
+        self._writer.close()
         self.engine.dispose()

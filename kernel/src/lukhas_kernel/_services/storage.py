@@ -23,6 +23,7 @@ from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .._core.private_files import check_private, private_file
+from .group_commit import WriteGroup
 from .revision_files import MigrationError, declared_head, failed_revision
 from .sqlite_threads import WRITE, SqliteThreads, tune_sqlite
 
@@ -145,14 +146,15 @@ class Database:
         # Alembic keeps its migration context in module globals: one at a time.
         self._migrating = asyncio.Lock()
         # SQLite has one writer. Queueing this process's write transactions
-        # here, in order, beats letting them race for the file lock: a loser
-        # polls with SQLite's busy handler, whose sleeps grow to 100 ms, and
-        # throughput under concurrent writes collapses (about 6 writes/s).
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # (on a file: on the writer thread, see `_writes_held`), in order,
+        # beats letting them race for the file lock: a loser polls with
+        # SQLite's busy handler, whose sleeps grow to 100 ms, and throughput
+        # under concurrent writes collapses (about 6 writes/s).
+        self._write_lock = asyncio.Lock() if self.is_sqlite and not sqlite_file else None
         if self.is_sqlite:
             tune_sqlite(self.engine.sync_engine, busy_timeout_ms)
         # A file database is also opened with the stdlib driver, for `read` and `write`.
-        self._threads = SqliteThreads(self.url, busy_timeout_ms) if sqlite_file else None
+        self._threads = SqliteThreads(self.url, busy_timeout_ms, timeout_s) if sqlite_file else None
 
     @property
     def shown_url(self) -> str:
@@ -161,9 +163,23 @@ class Database:
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed on success, within the storage timeout."""
-        async with asyncio.timeout(self.timeout_s), self._write_lock or contextlib.nullcontext(), \
-                self._transaction() as connection:
+        async with asyncio.timeout(self.timeout_s), self._writes_held(), self._transaction() as connection:
             yield connection
+
+    @asynccontextmanager
+    async def _writes_held(self) -> AsyncIterator[None]:
+        """This process's other SQLite writes held back while a transaction
+        runs on the async engine; in order: those queued before commit first."""
+        if self._threads is None:
+            async with self._write_lock or contextlib.nullcontext():
+                yield
+            return
+        hold = self._threads.hold_writer()
+        try:
+            await asyncio.wrap_future(hold.granted)
+            yield
+        finally:
+            hold.release()
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -196,30 +212,30 @@ class Database:
         """`fn(connection)` in a write transaction, committed when it returns,
         within the storage timeout (see `read` for where it runs).
 
-        A caller that times out gets TimeoutError (503); its transaction is
-        rolled back unless it had already reached its commit, so a write is
-        at most ambiguous when unanswered, never lost when answered.
+        On a SQLite file, concurrent writes are group-committed: the writer
+        thread runs what is queued, each `fn` in its own savepoint (one that
+        raises is undone alone), then commits once; each caller is answered
+        after that commit. A caller that times out gets TimeoutError (503);
+        its write is rolled back unless `fn` had already returned, so a write
+        is at most ambiguous when unanswered, never lost when answered.
         """
         if self._threads is None:
             async with self.begin() as connection:
                 return await connection.run_sync(fn)
-        assert self._write_lock is not None  # SQLite
-        lock, loop, abandoned = self._write_lock, asyncio.get_running_loop(), threading.Event()
+        abandoned = threading.Event()
         async with asyncio.timeout(self.timeout_s):
-            await lock.acquire()
             try:
-                job = self._threads.write(fn, abandoned)
-            except BaseException:
-                lock.release()
-                raise
-            # The lock is held until the transaction has ended on its thread,
-            # even when this caller stops waiting, so writes never overlap.
-            job.add_done_callback(lambda _: _call_soon(loop, lock.release))
-            try:
-                return await asyncio.wrap_future(job)
+                return await asyncio.wrap_future(self._threads.write(fn, abandoned))
             except asyncio.CancelledError:
                 abandoned.set()
                 raise
+
+    def write_group(self, first: Callable[[sa.Connection], object]) -> WriteGroup:
+        """Writes that all start with `first(conn)` (taking a lock they share),
+        batched on PostgreSQL too: `await group.write(fn)` runs this process's
+        queued writes of the group in one transaction, `first` once, each `fn`
+        in its own savepoint, then one commit. Create it once (in setup)."""
+        return WriteGroup(self.write, first, batched=not self.is_sqlite, timeout_s=self.timeout_s)
 
     def upsert(self, table: sa.Table) -> Any:
         """An INSERT into `table` that takes `.on_conflict_do_update(...)` or
@@ -303,7 +319,3 @@ class Database:
             await asyncio.to_thread(self._threads.close)
         await self.engine.dispose()
 
-
-def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left to wait
-        loop.call_soon_threadsafe(callback)

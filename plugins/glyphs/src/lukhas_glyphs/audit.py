@@ -40,6 +40,9 @@ audit = sa.Table(
 )
 
 
+_LOCK = sa.text("LOCK TABLE glyphs_audit IN SHARE ROW EXCLUSIVE MODE")
+_LOCKED_IN = "lukhas_glyphs_audit_locked_in"  # the connection's transaction that holds the lock
+
 # Statements built once, executed with parameters: SQLAlchemy compiles each
 # once, where building one per entry (a literal per column) costs more than
 # the database's work.
@@ -75,11 +78,16 @@ class AuditChain:
     def lock(conn: sa.Connection) -> None:
         """Become the one writer extending the chain until the transaction ends.
 
-        SQLite's BEGIN IMMEDIATE already is one writer; on PostgreSQL the
-        lock is self-exclusive, so taking it again in one transaction is free.
+        SQLite's BEGIN IMMEDIATE already is one writer. On PostgreSQL the lock
+        is self-exclusive; it is taken once per transaction (a batch of binds
+        takes it before its first savepoint, so no rollback to one releases it).
         """
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("LOCK TABLE glyphs_audit IN SHARE ROW EXCLUSIVE MODE"))
+        if conn.dialect.name != "postgresql":
+            return
+        transaction = conn.get_transaction()
+        if conn.info.get(_LOCKED_IN) is not transaction:  # a round trip saved per bind of a batch
+            conn.execute(_LOCK)
+            conn.info[_LOCKED_IN] = transaction
 
     def record(self, conn: sa.Connection, action: str, glyph_id: str | None,
                actor: str | None, details: dict[str, Any]) -> None:

@@ -1,4 +1,9 @@
-"""Bindings in `glyphs_bindings`; every change audited in its own transaction."""
+"""Bindings in `glyphs_bindings`; every change audited in its own transaction.
+
+Changes go through one write group whose transactions start with the audit
+chain's lock: on PostgreSQL this process's concurrent binds then share one
+lock acquisition and one commit (on SQLite every write is group-committed).
+"""
 
 from __future__ import annotations
 
@@ -56,6 +61,7 @@ class GlyphStore:
                  audit_window_s: float = 0.0) -> None:
         self.db = db
         self.chain = audit.AuditChain()
+        self._audited = db.write_group(audit.AuditChain.lock)
         self.failures = FailureLog(db, self.chain, audit_window_s)
         self._rows: TTLCache[str, Any] | None = (
             TTLCache(cache_size, cache_ttl_s) if cache_ttl_s > 0 else None)
@@ -75,7 +81,7 @@ class GlyphStore:
                               {"source": request.source, "target": request.target,
                                "symbol": request.symbol, "priority": request.priority})
 
-        await self.db.write(insert)  # returns once committed
+        await self._audited.write(insert)  # returns once committed
         return Glyph(
             glyph_id=values["id"], source=request.source, target=request.target,
             symbol=request.symbol, priority=request.priority, context=request.context,
@@ -119,7 +125,7 @@ class GlyphStore:
             self.chain.record(conn, "delete", glyph_id, actor, {})
             return True
 
-        revoked = await self.db.write(update)
+        revoked = await self._audited.write(update)
         if revoked and self._rows is not None:
             self._rows.pop(glyph_id, None)
         return revoked
