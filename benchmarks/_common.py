@@ -5,6 +5,7 @@ Everything here talks to 127.0.0.1 only and ends only processes it is handed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -32,6 +33,7 @@ __all__ = [
     "cpu_s_of",
     "descendants_of",
     "free_port",
+    "host_rss_mb",
     "http_get",
     "http_status",
     "machine",
@@ -267,21 +269,46 @@ def cpu_s_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def descendants_of(pid: int) -> list[int]:
-    """Every live process below `pid` (children, their children, …), from /proc (Linux)."""
-    parents: dict[int, list[int]] = {}
+def _children() -> dict[int, list[int]]:
+    """Every live process's children, by parent pid, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # ended meanwhile
             continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return children
+
+
+def descendants_of(pid: int) -> list[int]:
+    """Every live process below `pid` (children, their children, …), from /proc (Linux)."""
+    children = _children()
     found, pending = [], [pid]
     while pending:
-        children = parents.get(pending.pop(), [])
-        found += children
-        pending += children
+        below = children.get(pending.pop(), [])
+        found += below
+        pending += below
     return found
+
+
+def host_rss_mb(pid: int) -> tuple[float, float]:
+    """RSS in MB of the process serving for `pid`, and of `pid` with every
+    process below it.
+
+    `lukhas serve` is a supervisor that runs its workers as child processes:
+    the serving process is its child with the largest RSS (with one worker,
+    the worker); a process without children (a peer app) serves itself.
+    """
+    serving = [rss_mb_of(pid)]
+    for child in _children().get(pid, []):
+        with contextlib.suppress(BenchError):  # ended meanwhile
+            serving.append(rss_mb_of(child))
+    total = serving[0]
+    for below in descendants_of(pid):
+        with contextlib.suppress(BenchError):
+            total += rss_mb_of(below)
+    return (max(serving[1:]) if len(serving) > 1 else serving[0]), total
 
 
 def stop(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:

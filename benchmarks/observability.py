@@ -14,6 +14,7 @@
 - Load: `GET /api/v1/plugins` with the first admin's token (the route
   auth_throughput measures), `wrk -t1 -c64 -d10s --latency` after a 2 s
   warm-up against each, 3 rounds of one run per server in turn; medians.
+  Servers and wrk pinned to separate cores, as in auth_throughput.
   Target: with / without ≥ 0.90 in requests/s.
 - Then, on the *with* host after its load (every series populated): 50
   sequential `GET /metrics`, median time and the exposition's size.
