@@ -34,6 +34,8 @@ PROJECT = "lukhas"
 #: Marks hook specifications: the kernel's below, and those a plugin publishes
 #: through `lukhas_hookspecs` (exported as ``lukhas_kernel.hookspec``).
 hookspec = pluggy.HookspecMarker(PROJECT)
+#: Marks a plugin's hook implementations (exported as ``lukhas_kernel.hookimpl``).
+hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec(firstresult=True)

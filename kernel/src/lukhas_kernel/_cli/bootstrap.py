@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from aiohttp import web
 
-from .._core.isolation import describe
 from .._core.settings import KernelSettings, SettingsError, load_config_file, load_kernel_settings
-from .._http.app import KERNEL_KEY, build_app
-from .._lifecycle.chaos import ChaosPlan
-from .._lifecycle.kernel import Kernel
-from .._services.bundle import Services
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .._lifecycle.chaos import ChaosPlan
+    from .._lifecycle.kernel import Kernel
+    from .._services.bundle import Services
+
+# The kernel, the host and storage are imported by the functions that build
+# them: `kernel_settings` is all that `lukhas serve`'s supervising process
+# and the commands that open nothing need from here.
 
 __all__ = ["create_app", "first_admin_created", "kernel_settings", "load_kernel", "migrate_plugins"]
 
@@ -25,6 +30,8 @@ def kernel_settings(env_file: str | None = ".env", **overrides: Any) -> tuple[Ke
 
 
 def chaos_plan(settings: KernelSettings, log: Any) -> ChaosPlan:
+    from .._lifecycle.chaos import ChaosPlan
+
     if not settings.chaos:
         return ChaosPlan()
     if not settings.chaos_enabled:
@@ -46,6 +53,9 @@ async def load_kernel(
     for reading plugins' declarations). A `hosting` kernel is a host's: it
     retries, keeps circuit breakers and counts its starts for quarantine.
     Raises SettingsError or StorageError."""
+    from .._lifecycle.kernel import Kernel
+    from .._services.bundle import Services
+
     chaos = chaos_plan(settings, structlog.get_logger("lukhas.kernel"))
     services = await Services.open(settings, create_admin=first_admin) if storage else None
     kernel = Kernel(settings, config, services=services, env_file=env_file, installed=installed,
@@ -63,6 +73,8 @@ async def create_app(
     installed: bool = True, first_admin: bool = True,
 ) -> web.Application:
     """Load every plugin, then build the app; its start-up runs the plugins'."""
+    from .._http.app import build_app
+
     return build_app(await load_kernel(settings, config, env_file=env_file, installed=installed,
                                        first_admin=first_admin, hosting=True))
 
@@ -73,6 +85,8 @@ async def migrate_plugins(kernel: Kernel, *, upgrade: bool = True) -> dict[str, 
     `kernel` is loaded without set-up; the kernel's own tables were migrated
     when its storage opened. Returns "ok" or "failed: reason" by owner.
     """
+    from .._core.isolation import describe
+
     assert kernel.services is not None, "migrating needs storage"
     results = {"lukhas": "ok"}
     for name in kernel.contexts:
@@ -100,6 +114,8 @@ async def first_admin_created(services: Services) -> tuple[str, str] | None:
 
 
 def services_of(app: web.Application) -> Services:
+    from .._http.app import KERNEL_KEY
+
     services = app[KERNEL_KEY].services
     assert services is not None
     return services

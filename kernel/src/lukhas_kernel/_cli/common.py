@@ -6,19 +6,20 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from .._core.isolation import describe
 from .._core.logging import configure_logging
 from .._core.settings import KernelSettings, SettingsError
-from .._services.accounts import AccountError
-from .._services.bundle import database_from
-from .._services.storage import Database, StorageError, default_url
 from .bootstrap import kernel_settings
+
+if TYPE_CHECKING:
+    from .._services.storage import Database
+
+# The storage and account modules (SQLAlchemy) are imported by the helpers
+# that use a database, not here: `lukhas serve`'s supervising process and
+# `--help` use this module without ever opening one.
 
 T = TypeVar("T")
 
@@ -41,6 +42,9 @@ def settings(**overrides: Any) -> tuple[KernelSettings, dict[str, Any]]:
 
 def run(work: Coroutine[Any, Any, T]) -> T:
     """Run `work`; a settings error exits 2, storage or account errors exit 1."""
+    from .._services.accounts import AccountError
+    from .._services.storage import StorageError
+
     try:
         return asyncio.run(work)
     except SettingsError as exc:
@@ -54,6 +58,11 @@ def missing_database(loaded: KernelSettings) -> Path | None:
     does, for an in-memory database, and for a server (not checked here: a
     server's database is created by whoever runs the server). A URL that is
     not one the kernel can use is left to opening it, which names the setting."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from .._services.storage import default_url
+
     try:
         url = make_url(loaded.database_url or default_url(loaded.data_dir))
     except ArgumentError:
@@ -83,6 +92,12 @@ def with_database(work: Callable[[Database], Awaitable[T]]) -> T:
     a bad setting or no database at all exits 2, a database that cannot be
     used exits 1, each with one line on stderr. Nothing is created or migrated.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .._core.isolation import describe
+    from .._services.bundle import database_from
+    from .._services.storage import StorageError
+
     loaded, _ = settings()
     require_database(loaded)
 

@@ -4,19 +4,25 @@ Invariant: listing commands (`lukhas --help`), `--version` and every
 built-in command import no plugin, so a plugin that is slow or broken at
 import never delays or breaks them. Plugins are imported (and registered,
 never set up) only to look up a command name that is not built in.
+
+The built-in commands defined outside `main.py` are imported only when
+named (or listed): `lukhas serve`, whose supervising process lives as long
+as the host, never loads the database tools it has no use for.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 import structlog
 
-from .._core.isolation import describe
-from .._plugin.states import PluginState
-from .bootstrap import load_kernel
 from .common import fail, run, settings
 
 __all__ = ["LukhasGroup"]
+
+#: Built-in commands by name, and the module (in this package) defining each.
+BUILT_IN_ELSEWHERE = {"users": ".admin", "tokens": ".admin", "db": ".dbtools", "new": ".scaffold"}
 
 #: Under `lukhas --help`: plugin commands are not listed, since listing them
 #: would import every plugin.
@@ -29,8 +35,22 @@ PLUGIN_COMMANDS_HELP = (
 class LukhasGroup(click.Group):
     """Built-in commands first; any other name is looked up among the plugins."""
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *BUILT_IN_ELSEWHERE})
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, cmd_name) or plugin_command(cmd_name)
+        return (super().get_command(ctx, cmd_name) or built_in_elsewhere(cmd_name)
+                or plugin_command(cmd_name))
+
+
+def built_in_elsewhere(name: str) -> click.Command | None:
+    """The built-in command `name` of BUILT_IN_ELSEWHERE, imported now; else None."""
+    module = BUILT_IN_ELSEWHERE.get(name)
+    if module is None:
+        return None
+    command = getattr(importlib.import_module(module, __package__), name)
+    assert isinstance(command, click.Command)
+    return command
 
 
 def plugin_command(name: str) -> click.Command | None:
@@ -41,6 +61,10 @@ def plugin_command(name: str) -> click.Command | None:
     "no such command". Plugins that failed before their commands were known
     are named too, since `name` may be one of theirs.
     """
+    from .._core.isolation import describe
+    from .._plugin.states import PluginState
+    from .bootstrap import load_kernel
+
     loaded, config = settings()
     kernel = run(load_kernel(loaded, config, set_up=False, storage=False))
     commands: dict[str, click.Command] = {}

@@ -1,4 +1,9 @@
-"""The `lukhas` command line: serve, plugins list, doctor, and plugin commands."""
+"""The `lukhas` command line: serve, plugins list, doctor, and plugin commands.
+
+Each command imports what it uses when it runs: `lukhas serve` is two
+processes, a supervisor that only binds, spawns and watches, and workers
+that load everything; neither should pay for the other's imports.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +14,24 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 
 from .._core.isolation import describe
 from .._core.settings import HostSettings, KernelSettings, SettingsError, load_config_file, load_settings
-from .._flags.parsing import flag_name, load_flags
-from .._lifecycle.discovery import discover
-from .._plugin.states import PluginState, PluginView, StartupReport
-from .._services.bundle import database_from
-from .._services.starts import Quarantine, StartLedger
-from .._services.storage import Database
-from .admin import tokens, users
-from .bootstrap import load_kernel
 from .common import fail as _fail
 from .common import missing_database, require_database, with_database
 from .common import run as _run
 from .common import settings as _settings
-from .dbtools import db
 from .group import PLUGIN_COMMANDS_HELP, LukhasGroup
 from .hostfile import HostLock, HostRunning, ReloadOutcome, running_host
-from .scaffold import new
-from .supervisor import CannotStart, Supervisor
-from .workers import serve_worker
+
+if TYPE_CHECKING:
+    from .._plugin.states import PluginView, StartupReport
+    from .._services.starts import Quarantine
+    from .._services.storage import Database
 
 __all__ = ["main"]
 
@@ -58,7 +55,11 @@ def serve(host: str | None, port: int | None, workers: int | None, worker_fd: in
     overrides = {"host": host, "port": port, "workers": workers}
     settings, config = _settings(**overrides)
     if worker_fd is not None:
+        from .workers import serve_worker
+
         serve_worker(settings, config, worker_fd, status_fd, preparing=prepare)
+    from .supervisor import CannotStart, Supervisor
+
     lock = HostLock(Path(settings.data_dir))
     try:
         lock.acquire()
@@ -141,6 +142,10 @@ def plugins() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def plugins_list(as_json: bool) -> None:
     """Discovered plugins with distribution, version, flag and quarantine (nothing is imported)."""
+    from .._flags.parsing import flag_name, load_flags
+    from .._lifecycle.discovery import discover
+    from .._plugin.states import PluginState
+
     settings, config = _settings()
     records = discover(settings.extras)
     try:
@@ -183,6 +188,8 @@ def plugins_list(as_json: bool) -> None:
 @click.argument("name")
 def plugins_release(name: str) -> None:
     """Clear NAME's crash-loop quarantine: it is tried again at the next start."""
+    from .._services.starts import StartLedger
+
     settings, _ = _settings()
     require_database(settings)
 
@@ -211,6 +218,11 @@ def _quarantine_item(quarantine: Quarantine | None) -> dict[str, Any] | None:
 async def _read_quarantined(settings: KernelSettings) -> dict[str, Quarantine]:
     """The quarantined plugins, from the database if there is one: a listing
     neither creates a database nor changes one."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .._services.bundle import database_from
+    from .._services.starts import StartLedger
+
     if missing_database(settings) is not None:
         return {}
     db = database_from(settings)
@@ -236,6 +248,8 @@ def doctor(verbose: bool) -> None:
     degraded (the printed status is then `failed`): a gate for an
     integrator's CI after `pip install`.
     """
+    from .bootstrap import load_kernel
+
     settings, config = _settings()
     require_database(settings)
 
@@ -263,13 +277,10 @@ def doctor(verbose: bool) -> None:
 def _doctor_item(view: PluginView, traceback: str | None, verbose: bool) -> dict[str, Any]:
     """A plugin as doctor prints it: as `/api/v1/plugins` shows it, and with
     `verbose` a failed one's traceback (null when no exception caused it)."""
+    from .._plugin.states import PluginState
+
     item = view.model_dump(mode="json")
     if verbose and view.state is PluginState.FAILED:
         item["traceback"] = traceback
     return item
 
-
-main.add_command(users)
-main.add_command(tokens)
-main.add_command(db)
-main.add_command(new)

@@ -26,17 +26,17 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import structlog
-from aiohttp import web
 
 from .._core.logging import configure_logging
 from .._core.settings import KernelSettings, SettingsError
-from .._http.serving import ConnectionLimits, serve_app
-from .._services.storage import StorageError
 from .bootstrap import create_app, first_admin_created, services_of
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 __all__ = ["MULTIPROC_ENV", "serve_worker"]
 
@@ -54,6 +54,10 @@ def serve_worker(settings: KernelSettings, config: dict[str, Any], listen_fd: in
     is not printed here: the supervisor prints it once. A `preparing` worker
     migrates, and prints the first admin's token if it created one.
     """
+    # The host, imported here: the supervisor imports this module for MULTIPROC_ENV.
+    from .._http.serving import ConnectionLimits, serve_app
+    from .._services.storage import StorageError
+
     configure_logging(settings, worker=os.getpid())
     sock = socket.socket(fileno=listen_fd)
 

@@ -6,13 +6,15 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from aiohttp.http_exceptions import HttpProcessingError
 
 from .redaction import redact_event
 from .settings import KernelSettings
+
+if TYPE_CHECKING:
+    from aiohttp.http_exceptions import HttpProcessingError
 
 __all__ = ["configure_logging", "parser_reason", "server_logger"]
 
@@ -88,6 +90,10 @@ class _ToStructlog(logging.Handler):
     """
 
     def emit(self, record: logging.LogRecord) -> None:
+        # Imported here: only aiohttp logs here, so it is loaded by now, and
+        # a process that logs without serving (the supervisor) never loads it.
+        from aiohttp.http_exceptions import HttpProcessingError
+
         log = structlog.get_logger("lukhas.http")
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
