@@ -40,7 +40,7 @@ T = TypeVar("T")
 #: A batch ends after this many writes, or once its writes have run for this
 #: long: its first caller's answer waits for the whole batch's commit.
 MAX_WRITES = 64
-MAX_WORK_S = 0.02
+MAX_WORK_S = 0.05
 _SAVEPOINT, _RELEASE, _ROLLBACK_TO = ("SAVEPOINT lukhas_write", "RELEASE SAVEPOINT lukhas_write",
                                       "ROLLBACK TO SAVEPOINT lukhas_write")
 
@@ -88,12 +88,12 @@ class Write(Generic[T]):
         return True
 
 
-def run_batch(conn: sa.Connection, writes: Sequence[Write[Any]], work_s: float = MAX_WORK_S) -> int:
+def run_batch(conn: sa.Connection, writes: Sequence[Write[Any]]) -> int:
     """Run `writes` in order in `conn`'s open transaction; returns how many
-    ran. The rest belong to the next batch: their turn came after `work_s`,
+    ran. The rest belong to the next batch: their turn came after MAX_WORK_S,
     or after a failure that ended the transaction (which also undid the
     writes before it: they fail with that failure's error)."""
-    deadline = time.monotonic() + work_s
+    deadline = time.monotonic() + MAX_WORK_S
     for done, write in enumerate(writes, 1):
         if not write.run(conn):
             assert write.error is not None
