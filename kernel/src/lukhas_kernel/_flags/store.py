@@ -27,16 +27,18 @@ class FlagStore:
         self.db = db
 
     async def load(self) -> dict[str, bool]:
-        async with self.db.connect() as conn:
-            rows = await conn.execute(sa.select(flags.c.name, flags.c.value))
+        rows = await self.db.read(lambda conn: conn.execute(sa.select(flags.c.name, flags.c.value)).all())
         return {row.name: bool(row.value) for row in rows}
 
     async def save(self, changes: Mapping[str, bool], actor: str | None) -> None:
         """Write every change in one transaction (all or nothing)."""
         # An upsert: two processes setting a new flag at once must not collide.
         upsert = self.db.upsert(flags)
-        async with self.db.begin() as conn:
+
+        def save_all(conn: sa.Connection) -> None:
             for name, value in changes.items():
                 values = {"value": value, "updated_at": now(), "updated_by": actor}
-                await conn.execute(upsert.values(name=name, **values).on_conflict_do_update(
+                conn.execute(upsert.values(name=name, **values).on_conflict_do_update(
                     index_elements=[flags.c.name], set_=values))
+
+        await self.db.write(save_all)

@@ -109,40 +109,42 @@ class Accounts:
             raise AccountError(f"invalid tier {tier!r}: one of {', '.join(TIERS)}")
         user = User("usr_" + secrets.token_hex(12), username, tier, "admin" if admin else "user", now())
         token = _new_token()
+
+        def insert(conn: sa.Connection) -> None:
+            conn.execute(users.insert().values(
+                id=user.id, username=username, tier=tier, role=user.role, created_at=user.created_at))
+            conn.execute(tokens.insert().values(_token_row(token, user.id)))
+
         try:
-            async with self.db.begin() as conn:
-                await conn.execute(users.insert().values(
-                    id=user.id, username=username, tier=tier, role=user.role, created_at=user.created_at))
-                await conn.execute(tokens.insert().values(_token_row(token, user.id)))
+            await self.db.write(insert)
         except IntegrityError:
             raise AccountError(f"user {username!r} already exists") from None
         return user, token
 
     async def ensure_first_admin(self) -> str | None:
         """On an empty database create `admin`; return its token, else None."""
-        async with self.db.connect() as conn:
-            if await conn.scalar(sa.select(sa.func.count()).select_from(users)):
-                return None
+        if await self.db.read(lambda conn: conn.scalar(sa.select(sa.func.count()).select_from(users))):
+            return None
         try:
             return (await self.create_user("admin", "enterprise", admin=True))[1]
         except AccountError:  # another process created it first
             return None
 
     async def get_user(self, user_id: str) -> User | None:
-        async with self.db.connect() as conn:
-            row = (await conn.execute(users.select().where(users.c.id == user_id))).first()
+        row = await self.db.read(
+            lambda conn: conn.execute(users.select().where(users.c.id == user_id)).first())
         return _user(row) if row else None
 
     async def user_named(self, username: str) -> User:
-        async with self.db.connect() as conn:
-            row = (await conn.execute(users.select().where(users.c.username == username))).first()
+        row = await self.db.read(
+            lambda conn: conn.execute(users.select().where(users.c.username == username)).first())
         if row is None:
             raise AccountError(f"no user {username!r}")
         return _user(row)
 
     async def list_users(self) -> list[User]:
-        async with self.db.connect() as conn:
-            rows = await conn.execute(users.select().order_by(users.c.created_at, users.c.username))
+        rows = await self.db.read(
+            lambda conn: conn.execute(users.select().order_by(users.c.created_at, users.c.username)).all())
         return [_user(row) for row in rows]
 
     # -- tokens ------------------------------------------------------------
@@ -150,16 +152,14 @@ class Accounts:
     async def issue_token(self, username: str) -> str:
         user = await self.user_named(username)
         token = _new_token()
-        async with self.db.begin() as conn:
-            await conn.execute(tokens.insert().values(_token_row(token, user.id)))
+        await self.db.write(lambda conn: conn.execute(tokens.insert().values(_token_row(token, user.id))))
         return token
 
     async def list_tokens(self, username: str) -> list[dict[str, object]]:
         user = await self.user_named(username)
-        async with self.db.connect() as conn:
-            rows = await conn.execute(
-                sa.select(tokens.c.prefix, tokens.c.created_at, tokens.c.last_used_at, tokens.c.revoked_at)
-                .where(tokens.c.user_id == user.id).order_by(tokens.c.created_at))
+        rows = await self.db.read(lambda conn: conn.execute(
+            sa.select(tokens.c.prefix, tokens.c.created_at, tokens.c.last_used_at, tokens.c.revoked_at)
+            .where(tokens.c.user_id == user.id).order_by(tokens.c.created_at)).all())
         return [{"prefix": r.prefix, "created_at": r.created_at,
                  "last_used_at": r.last_used_at, "revoked_at": r.revoked_at} for r in rows]
 
@@ -168,21 +168,24 @@ class Accounts:
         if len(prefix) < 8:
             raise AccountError("a token prefix needs at least 8 characters")
         candidate = prefix[:TOKEN_PREFIX_CHARS]
-        async with self.db.begin() as conn:
-            rows = (await conn.execute(
+
+        def revoke_one(conn: sa.Connection) -> tuple[str, str]:  # its hash and prefix
+            rows = conn.execute(
                 sa.select(tokens.c.hash, tokens.c.prefix)
                 .where(tokens.c.prefix.startswith(candidate, autoescape=True),
-                       tokens.c.revoked_at.is_(None)))).all()
+                       tokens.c.revoked_at.is_(None))).all()
             if _TOKEN.match(prefix):  # a whole token: compare its hash
                 rows = [r for r in rows if hmac.compare_digest(r.hash, _hash(prefix))]
             if not rows:
                 raise AccountError(f"no live token starts with {prefix!r}")
             if len(rows) > 1:
                 raise AccountError(f"{len(rows)} tokens start with {prefix!r}; give more characters")
-            await conn.execute(tokens.update().where(tokens.c.hash == rows[0].hash).values(revoked_at=now()))
+            conn.execute(tokens.update().where(tokens.c.hash == rows[0].hash).values(revoked_at=now()))
+            return rows[0].hash, rows[0].prefix
+
+        digest, prefix_shown = await self.db.write(revoke_one)
         if self._cache is not None:
-            self._cache.pop(rows[0].hash, None)
-        prefix_shown: str = rows[0].prefix
+            self._cache.pop(digest, None)
         return prefix_shown
 
     async def authenticate(self, token: str) -> User | None:
@@ -206,11 +209,10 @@ class Accounts:
         return await asyncio.shield(pending)
 
     async def _lookup(self, digest: str) -> User | None:
-        async with self.db.connect() as conn:
-            row = (await conn.execute(
-                sa.select(tokens.c.hash, tokens.c.last_used_at, users)
-                .join(users, users.c.id == tokens.c.user_id)
-                .where(tokens.c.hash == digest, tokens.c.revoked_at.is_(None)))).first()
+        row = await self.db.read(lambda conn: conn.execute(
+            sa.select(tokens.c.hash, tokens.c.last_used_at, users)
+            .join(users, users.c.id == tokens.c.user_id)
+            .where(tokens.c.hash == digest, tokens.c.revoked_at.is_(None))).first())
         user = _user(row) if row is not None and hmac.compare_digest(row.hash, digest) else None
         if row is not None and user is not None and (
                 row.last_used_at is None or now() - row.last_used_at > _LAST_USED_RESOLUTION):
@@ -222,8 +224,8 @@ class Accounts:
     async def _touch(self, digest: str) -> None:
         """Record use; bookkeeping only, so a busy database must not fail the request."""
         try:
-            async with self.db.begin() as conn:
-                await conn.execute(tokens.update().where(tokens.c.hash == digest).values(last_used_at=now()))
+            await self.db.write(lambda conn: conn.execute(
+                tokens.update().where(tokens.c.hash == digest).values(last_used_at=now())))
         except (SQLAlchemyError, TimeoutError) as exc:
             log.warning("token.last_used_not_recorded", reason=type(exc).__name__)
 

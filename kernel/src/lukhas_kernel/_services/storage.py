@@ -15,17 +15,19 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .._core.private_files import check_private, private_file
 from .group_commit import WriteGroup
 from .revision_files import MigrationError, declared_head, failed_revision
 from .sqlite_threads import WRITE, SqliteThreads, tune_sqlite
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 __all__ = ["Database", "MigrationError", "StorageError", "UtcDateTime", "declared_head",
            "default_url"]
@@ -139,10 +141,18 @@ class Database:
                 check_private(database.with_name(database.name + companion))
         if self.url.get_driver_name() == "asyncpg":
             options["connect_args"] = _asyncpg_connect_args(timeout_s, busy_timeout_ms)
-        self.engine: AsyncEngine = create_async_engine(self.url, **options)
-        if not self.is_sqlite:
-            event.listen(self.engine.sync_engine, "do_connect", _connect_reporting_os_errors)
-            event.listen(self.engine.sync_engine, "handle_error", _data_errors_as_such)
+        self._engine_options = options
+        self._busy_timeout_ms = busy_timeout_ms
+        # On a SQLite file `read` and `write` need no async engine: it is made
+        # on first use (`begin`, `connect`, a migration), so a host whose
+        # code uses only those never imports SQLAlchemy's asyncio extension
+        # and ORM (a sixth of its start-up). Its driver is checked now all the same.
+        self._engine: AsyncEngine | None = None
+        if not sqlite_file:
+            self._engine = self._create_engine()
+        elif not self.url.get_dialect().is_async:
+            raise sa.exc.ArgumentError(f"the driver {self.url.get_driver_name()!r} is not async: "
+                                       "use sqlite+aiosqlite://")
         # Alembic keeps its migration context in module globals: one at a time.
         self._migrating = asyncio.Lock()
         # SQLite has one writer. Queueing this process's write transactions
@@ -151,10 +161,26 @@ class Database:
         # SQLite's busy handler, whose sleeps grow to 100 ms, and throughput
         # under concurrent writes collapses (about 6 writes/s).
         self._write_lock = asyncio.Lock() if self.is_sqlite and not sqlite_file else None
-        if self.is_sqlite:
-            tune_sqlite(self.engine.sync_engine, busy_timeout_ms)
         # A file database is also opened with the stdlib driver, for `read` and `write`.
         self._threads = SqliteThreads(self.url, busy_timeout_ms, timeout_s) if sqlite_file else None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The async engine (on a SQLite file, made now if not yet)."""
+        if self._engine is None:
+            self._engine = self._create_engine()
+        return self._engine
+
+    def _create_engine(self) -> AsyncEngine:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(self.url, **self._engine_options)
+        if self.is_sqlite:
+            tune_sqlite(engine.sync_engine, self._busy_timeout_ms)
+        else:
+            event.listen(engine.sync_engine, "do_connect", _connect_reporting_os_errors)
+            event.listen(engine.sync_engine, "handle_error", _data_errors_as_such)
+        return engine
 
     @property
     def shown_url(self) -> str:
@@ -250,8 +276,7 @@ class Database:
         return postgresql_insert(table)
 
     async def ping(self) -> None:
-        async with self.connect() as connection:
-            await connection.execute(sa.text("SELECT 1"))
+        await self.read(lambda connection: connection.scalar(sa.text("SELECT 1")))
 
     async def revision(self, owner: str) -> str | None:
         """`owner`'s recorded revision, read without Alembic (None if none)."""
@@ -317,5 +342,6 @@ class Database:
     async def dispose(self) -> None:
         if self._threads is not None:
             await asyncio.to_thread(self._threads.close)
-        await self.engine.dispose()
+        if self._engine is not None:
+            await self._engine.dispose()
 

@@ -25,15 +25,17 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import date
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from lukhas_kernel import CacheRegion
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import formulas
 from .metrics import VivoxMetrics
 from .models import VELOCITY_DAYS, DriftMetrics
 from .store import VivoxStore, Window, day_end
+
+if TYPE_CHECKING:  # annotations only: the kernel imports SQLAlchemy's asyncio extension on first use
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 T = TypeVar("T", float, tuple[float, float, float, float])
 

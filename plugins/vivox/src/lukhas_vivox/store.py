@@ -15,13 +15,15 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from lukhas_kernel import Database, UtcDateTime
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .models import WINDOW, Interaction
+
+if TYPE_CHECKING:  # annotations only: the kernel imports SQLAlchemy's asyncio extension on first use
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = ["Profile", "VivoxStore", "Window"]
 
@@ -183,5 +185,4 @@ class VivoxStore:
         return users, mean, rows
 
     async def ping(self) -> None:
-        async with self.db.connect() as conn:
-            await conn.execute(sa.select(profiles.c.user_id).limit(1))
+        await self.db.read(lambda conn: conn.execute(sa.select(profiles.c.user_id).limit(1)).all())
