@@ -317,8 +317,14 @@ async def test_metrics_count_jobs_by_status_and_mode(lukhas_host):
     registry = CollectorRegistry()
     for collector in hook(context=kernel.contexts["dreams"]):
         registry.register(collector)
-    text = generate_latest(registry).decode()
-    assert 'lukhas_dream_jobs{mode="sequential",status="completed"} 1.0' in text
+    # The job counts are read again just after a job ends, a moment after its row.
+    completed = 'lukhas_dream_jobs{mode="sequential",status="completed"} 1.0'
+
+    def counted() -> str | None:
+        text = generate_latest(registry).decode()
+        return text if completed in text else None
+
+    text = await eventually_async(counted, 10, what="the completed job counted")
     assert 'lukhas_dream_job_duration_seconds_count{mode="sequential",status="completed"} 1.0' in text
 
 
