@@ -17,7 +17,6 @@ Writes go to one writer thread, which commits what is queued in batches
 from __future__ import annotations
 
 import contextvars
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -26,7 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 
-from .group_commit import Abandoned, GroupCommitter, WriterHold
+from .group_commit import Abandoned, Write
+from .sqlite_writer import SqliteWriter, WriterHold
 
 __all__ = ["Abandoned", "SqliteThreads", "tune_sqlite"]
 
@@ -91,7 +91,7 @@ class SqliteThreads:
             pool_reset_on_return=None, connect_args={"check_same_thread": False})
         tune_sqlite(self.engine, busy_timeout_ms)
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="lukhas-db-read")
-        self._writer = GroupCommitter(
+        self._writer = SqliteWriter(
             lambda: self.engine.connect().execution_options(**{WRITE: True}), hold_limit_s)
 
     # Reads and writes run `fn` in a copy of the caller's context: what it logs carries the
@@ -101,11 +101,11 @@ class SqliteThreads:
         """Run `fn` on a reader thread with a connection outside any transaction."""
         return self._readers.submit(contextvars.copy_context().run, self._read, fn)
 
-    def write(self, fn: Callable[[sa.Connection], T], abandoned: threading.Event) -> Future[T]:
-        """Run `fn` in a write transaction on the writer thread, in a savepoint
-        of the next batch's; resolved once that batch committed. Rolled back
-        instead when `abandoned` is set before `fn` returned."""
-        return self._writer.submit(fn, abandoned)
+    def write(self, write: Write[Any]) -> None:
+        """Run `write` in a write transaction on the writer thread, in a
+        savepoint of the next batch's; answered once that batch committed
+        (see group_commit.py)."""
+        self._writer.submit(write)
 
     def hold_writer(self) -> WriterHold:
         """Hold the writer idle once the writes queued so far have committed

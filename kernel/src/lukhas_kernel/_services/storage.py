@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext, make_url
 
 from .._core.private_files import check_private, private_file
-from .group_commit import WriteGroup
+from .group_commit import Write, WriteGroup
 from .revision_files import MigrationError, declared_head, failed_revision
 from .sqlite_threads import WRITE, SqliteThreads, tune_sqlite
 
@@ -248,13 +247,9 @@ class Database:
         if self._threads is None:
             async with self.begin() as connection:
                 return await connection.run_sync(fn)
-        abandoned = threading.Event()
-        async with asyncio.timeout(self.timeout_s):
-            try:
-                return await asyncio.wrap_future(self._threads.write(fn, abandoned))
-            except asyncio.CancelledError:
-                abandoned.set()
-                raise
+        write = Write(fn)
+        self._threads.write(write)
+        return await write.outcome(self.timeout_s)
 
     def write_group(self, first: Callable[[sa.Connection], object]) -> WriteGroup:
         """Writes that all start with `first(conn)` (taking a lock they share),

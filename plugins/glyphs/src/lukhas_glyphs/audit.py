@@ -20,6 +20,7 @@ import structlog
 from lukhas_kernel import Database, UtcDateTime
 
 from . import clock
+from .prepared import PreparedInsert
 
 __all__ = ["GENESIS", "AuditChain", "audit", "entry_hash", "verify"]
 
@@ -43,16 +44,18 @@ audit = sa.Table(
 _LOCK = sa.text("LOCK TABLE glyphs_audit IN SHARE ROW EXCLUSIVE MODE")
 _LOCKED_IN = "lukhas_glyphs_audit_locked_in"  # the connection's transaction that holds the lock
 
-# Statements built once, executed with parameters: SQLAlchemy compiles each
-# once, where building one per entry (a literal per column) costs more than
-# the database's work.
+# Statements built once, executed with parameters: compiled once (see
+# prepared.py), where building one per entry (a literal per column) costs more
+# than the database's work.
 _FIELDS = ("at", "action", "glyph_id", "actor", "details", "prev_hash", "hash")
 _HEAD = sa.select(audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
+_APPEND = PreparedInsert(audit.insert(), _FIELDS)
 #: The entry, inserted only if the chain still ends at its `prev_hash`.
-_APPEND_AFTER = audit.insert().from_select(
+_APPEND_AFTER = PreparedInsert(audit.insert().from_select(
     list(_FIELDS),
     sa.select(*(sa.bindparam(name, type_=audit.c[name].type) for name in _FIELDS))
-    .where(_HEAD.scalar_subquery() == sa.bindparam("prev_hash", type_=audit.c.prev_hash.type)))
+    .where(_HEAD.scalar_subquery() == sa.bindparam("prev_hash", type_=audit.c.prev_hash.type))),
+    _FIELDS)
 
 
 def entry_hash(prev_hash: str, at: datetime, action: str, glyph_id: str | None,
@@ -106,11 +109,8 @@ class AuditChain:
         digest = entry_hash(prev, at, action, glyph_id, actor, details)
         values = {"at": at, "action": action, "glyph_id": glyph_id, "actor": actor,
                   "details": details, "prev_hash": prev, "hash": digest}
-        if only_after:
-            if conn.execute(_APPEND_AFTER, values).rowcount != 1:
-                return False
-        else:
-            conn.execute(audit.insert(), values)
+        if (_APPEND_AFTER if only_after else _APPEND).execute(conn, values) != 1:
+            return False
         # If the transaction rolls back, the next append finds out. Written
         # only by the transaction's thread; appends never overlap (one writer).
         self._head = digest

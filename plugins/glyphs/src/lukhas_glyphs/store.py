@@ -18,6 +18,7 @@ from lukhas_kernel import Database, Page, UtcDateTime, paginate
 from . import audit, clock
 from .failures import FailureLog
 from .models import AuditEntry, AuditQuery, BindRequest, Glyph, GlyphListQuery
+from .prepared import PreparedInsert
 
 __all__ = ["GlyphStore", "bindings"]
 
@@ -37,6 +38,7 @@ bindings = sa.Table(
     sa.Index("glyphs_bindings_owner_created", "owner", "created_at", "id"),
     sa.Index("glyphs_bindings_owner_source", "owner", "source"),
 )
+_BIND = PreparedInsert(bindings.insert(), [column.name for column in bindings.columns])
 
 
 def glyph_of(row: Any) -> Glyph:
@@ -76,7 +78,7 @@ class GlyphStore:
                   "expires_at": created + timedelta(seconds=request.ttl_seconds), "revoked_at": None}
 
         def insert(conn: sa.Connection) -> None:
-            conn.execute(bindings.insert(), values)
+            _BIND.execute(conn, values)
             self.chain.record(conn, "create", values["id"], owner,
                               {"source": request.source, "target": request.target,
                                "symbol": request.symbol, "priority": request.priority})
