@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._plugin.context import HealthCheck, PluginContext, PluginInfo
     from ._plugin.fields import INPUT_YEARS, IsoDate, JsonInt, Rfc3339Datetime
     from ._plugin.ownership import owned_by
+    from ._plugin.paged_select import PagedSelect
     from ._plugin.pagination import Page, PageQuery, paginate
     from ._plugin.route import Route
     from ._plugin.states import CheckResult, PluginState, PluginView, StartupReport
@@ -46,6 +47,7 @@ _DEFINED_IN = {
     **dict.fromkeys(["HealthCheck", "PluginContext", "PluginInfo"], "._plugin.context"),
     **dict.fromkeys(["INPUT_YEARS", "IsoDate", "JsonInt", "Rfc3339Datetime"], "._plugin.fields"),
     "owned_by": "._plugin.ownership",
+    "PagedSelect": "._plugin.paged_select",
     **dict.fromkeys(["Page", "PageQuery", "paginate"], "._plugin.pagination"),
     "Route": "._plugin.route",
     **dict.fromkeys(["CheckResult", "PluginState", "PluginView", "StartupReport"], "._plugin.states"),
@@ -86,6 +88,7 @@ __all__ = [
     "KernelView",
     "Page",
     "PageQuery",
+    "PagedSelect",
     "PluginContext",
     "PluginInfo",
     "PluginSettings",

@@ -28,18 +28,25 @@ _NUL = "\x00"
 
 
 def _serialise(result: Any, status: int) -> web.StreamResponse:
-    if isinstance(result, web.StreamResponse):
-        return result
-    if result is None:
-        return web.Response(status=status)
+    # Most frequent first: a JSON document the handler made, a model, a dict.
+    if isinstance(result, bytes):
+        return web.Response(status=status, body=result, content_type="application/json",
+                            charset="utf-8")
     if isinstance(result, BaseModel):
         return web.Response(
             status=status, text=result.model_dump_json(), content_type="application/json"
         )
+    if isinstance(result, web.StreamResponse):
+        return result
+    if result is None:
+        return web.Response(status=status)
     return web.json_response(result, status=status)
 
 
 Guard = Callable[[web.Request], Awaitable[dict[str, str]]]
+#: The message of the cancellation a handler past its time limit gets, which
+#: tells it from any other (the client went away, the host stops).
+_TIMED_OUT = "lukhas: the request handler ran out of time"
 
 
 def wrap_handler(
@@ -55,6 +62,10 @@ def wrap_handler(
     headers for the response); `plugin` is bound into structlog's context for
     the request; `before` runs inside the timeout (chaos at the request stage).
     """
+    # Everything that does not depend on the request is worked out here, once:
+    # this runs on every request of every route.
+    call, status, body_model = route.handler, route.status, route.body
+    late = f"{route.operation} did not answer within {timeout_s:g}s"
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if plugin is None:
@@ -67,20 +78,26 @@ def wrap_handler(
 
     async def validated(request: web.Request) -> web.StreamResponse:
         headers = await guard(request) if guard is not None else None
-        kwargs = await _inputs(route, request)
-        deadline = asyncio.timeout(timeout_s)
+        kwargs = _query_input(route, request)
+        if body_model is not None:
+            kwargs["body"] = await _body_input(body_model, request)
+        # A timer that cancels the handler, rather than `asyncio.timeout`: half
+        # the cost, and the same outcome (a 503 once past the limit).
+        task = asyncio.current_task()
+        assert task is not None
+        deadline = asyncio.get_running_loop().call_later(timeout_s, task.cancel, _TIMED_OUT)
         try:
-            async with deadline:
-                if before is not None:
-                    await before()
-                result = await route.handler(request, **kwargs)
-        except TimeoutError:
-            if not deadline.expired():
+            if before is not None:
+                await before()
+            result = await call(request, **kwargs)
+        except asyncio.CancelledError as exc:
+            if exc.args[:1] != (_TIMED_OUT,):
                 raise
-            raise ProblemError(
-                503, f"{route.operation} did not answer within {timeout_s:g}s",
-                type="urn:lukhas:problem:timeout") from None
-        response = _serialise(result, route.status)
+            task.uncancel()
+            raise ProblemError(503, late, type="urn:lukhas:problem:timeout") from None
+        finally:
+            deadline.cancel()
+        response = _serialise(result, status)
         if headers:
             response.headers.update(headers)
         return response
@@ -89,26 +106,30 @@ def wrap_handler(
     return handle
 
 
-async def _inputs(route: Route, request: web.Request) -> dict[str, Any]:
-    """The handler's `query` and `body` arguments, validated; a problem if not valid."""
-    _refuse_nul(request.match_info, request.query)
-    kwargs: dict[str, Any] = {}
-    if route.query is not None:
-        try:
-            kwargs["query"] = route.query.model_validate(dict(request.query))
-        except ValidationError as exc:
-            raise validation_problem(exc, "query") from None
-    if route.body is not None:
-        raw = await request.read()
-        if b"\\u0000" in raw:  # JSON can only carry a NUL escaped; look closer
-            _refuse_nul_in_body(raw)
-        try:
-            kwargs["body"] = route.body.model_validate_json(raw)
-        except ValidationError as exc:
-            if any(e["type"] == "json_invalid" for e in exc.errors()):
-                raise ProblemError(400, "the request body is not valid JSON") from None
-            raise validation_problem(exc, "body") from None
-    return kwargs
+def _query_input(route: Route, request: web.Request) -> dict[str, Any]:
+    """The handler's `query` argument, validated (if it takes one); a problem if not valid."""
+    # A NUL reaches the path or the query only percent-encoded: no "%00", none to look for.
+    if "%00" in request.raw_path:
+        _refuse_nul(request.match_info, request.query)
+    if route.query is None:
+        return {}
+    try:
+        return {"query": route.query.model_validate(dict(request.query))}
+    except ValidationError as exc:
+        raise validation_problem(exc, "query") from None
+
+
+async def _body_input(model: type[BaseModel], request: web.Request) -> BaseModel:
+    """The handler's `body` argument, validated; a problem if not valid."""
+    raw = await request.read()
+    if b"\\u0000" in raw:  # JSON can only carry a NUL escaped; look closer
+        _refuse_nul_in_body(raw)
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise ProblemError(400, "the request body is not valid JSON") from None
+        raise validation_problem(exc, "body") from None
 
 
 def _nul_problem(loc: list[str | int]) -> ProblemError:

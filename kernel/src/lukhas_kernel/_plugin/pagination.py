@@ -19,12 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .._core.problems import ProblemError, validation_error
 
-__all__ = ["Page", "PageQuery", "paginate"]
+__all__ = ["Page", "PageQuery", "encode_cursor", "paginate", "restore_key"]
 
 T = TypeVar("T")
 
 
-def _encode(key: Sequence[Any]) -> str:
+def encode_cursor(key: Sequence[Any]) -> str:
+    """The opaque cursor of the last item sent, from its key values."""
     values = [v.isoformat() if isinstance(v, datetime) else v for v in key]
     return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode()
 
@@ -79,12 +80,8 @@ def paginate(
     """
     after = query.after()
     if after is not None:
-        if len(after) != len(key):
-            raise _foreign_cursor()
-        bound = [
-            sa.literal(_restore(value, column), type_=column.type)
-            for value, column in zip(after, key, strict=True)
-        ]
+        bound = [sa.literal(value, type_=column.type)
+                 for value, column in zip(restore_key(after, key), key, strict=True)]
         statement = statement.where(sa.tuple_(*key) < sa.tuple_(*bound))
     # One row more than asked tells whether another page exists.
     statement = statement.order_by(*(column.desc() for column in key)).limit(query.limit + 1)
@@ -94,9 +91,17 @@ def paginate(
         if len(rows) <= query.limit:
             return page, None
         last = page[-1]._mapping
-        return page, _encode([last[column] for column in key])
+        return page, encode_cursor([last[column] for column in key])
 
     return statement, split
+
+
+def restore_key(after: list[Any], key: Sequence[sa.ColumnElement[Any]]) -> list[Any]:
+    """A decoded cursor's values as the `key` columns' Python types; a 422
+    problem when it is not a cursor of this list."""
+    if len(after) != len(key):
+        raise _foreign_cursor()
+    return [_restore(value, column) for value, column in zip(after, key, strict=True)]
 
 
 def _restore(value: Any, column: sa.ColumnElement[Any]) -> Any:

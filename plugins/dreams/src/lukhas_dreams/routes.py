@@ -43,7 +43,8 @@ def dream_routes(context: DreamsContext) -> list[Route]:
     async def read(request: web.Request) -> DreamJob:
         return await owned(request)
 
-    async def listing(request: web.Request, query: PageQuery) -> Page[DreamSummary]:
+    async def listing(request: web.Request, query: PageQuery) -> bytes:
+        # The page's JSON as the store reads it (a Page[DreamSummary], unvalidated).
         return await context.runtime.store.page(current_user(request).id, query)
 
     async def delete(request: web.Request) -> None:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from lukhas_kernel import Database, Page, PageQuery, UtcDateTime, paginate
+from lukhas_kernel import Database, PagedSelect, PageQuery, UtcDateTime
 
 from .identity import Incarnation
 from .models import PENDING, DreamJob, DreamRequest, DreamSummary, Mode
@@ -58,9 +58,14 @@ jobs = sa.Table(
     sa.Index("dreams_jobs_owner_started", "owner", "started_at"),
 )
 _HIDDEN = ("fragments", "result", "error", "runner", "lease_expires_at")
-_SUMMARY = [c for c in jobs.c if c.name not in _HIDDEN]
 _NOT_SHOWN = ("owner", "attempts", *_HIDDEN)  # columns no summary shows
 _INPUTS = (jobs.c.fragments, jobs.c.branches, jobs.c.depth, jobs.c.seed, jobs.c.mode, jobs.c.attempts)
+#: A user's jobs, newest first: each page binds only the owner and its cursor.
+_PAGES = PagedSelect(
+    sa.select(*(jobs.c.id.label("dream_id") if name == "dream_id" else jobs.c[name]
+                for name in DreamSummary.model_fields))
+    .where(jobs.c.owner == sa.bindparam("owner")),
+    [jobs.c.created_at, jobs.c.id], DreamSummary)
 
 
 def _expired(now: datetime) -> sa.ColumnElement[bool]:
@@ -166,22 +171,11 @@ class DreamStore:
             fields = _summary_fields(list(result.keys()), row)
             return row.owner, DreamJob(**fields, error=row.error, result=row.result)
 
-        return await self.db.read(one)
+        return await self.db.read(one, short=True)  # one row by its primary key
 
-    async def page(self, owner: str, query: PageQuery) -> Page[DreamSummary]:
-        """The owner's jobs, newest first."""
-        statement, split = paginate(
-            sa.select(*_SUMMARY).where(jobs.c.owner == owner),
-            [jobs.c.created_at, jobs.c.id], query)
-
-        def rows(conn: sa.Connection) -> Page[DreamSummary]:
-            result = conn.execute(statement)
-            names = list(result.keys())
-            found, next_cursor = split(result.all())
-            items = [DreamSummary(**_summary_fields(names, row)) for row in found]
-            return Page[DreamSummary](items=items, count=len(items), next_cursor=next_cursor)
-
-        return await self.db.read(rows)
+    async def page(self, owner: str, query: PageQuery) -> bytes:
+        """The owner's jobs, newest first: the JSON of a `Page[DreamSummary]`."""
+        return await self.db.read(lambda conn: _PAGES.json(conn, query, owner=owner), short=True)
 
     async def delete(self, dream_id: str) -> bool:
         return await self.db.write(
