@@ -26,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL
 
 from .group_commit import Abandoned, Write
+from .loop_reads import LoopReader
 from .sqlite_writer import SqliteWriter, WriterHold
 
 __all__ = ["Abandoned", "SqliteThreads", "tune_sqlite"]
@@ -85,12 +86,13 @@ class SqliteThreads:
     """A sync engine on the same file, READERS reader threads and one writer thread."""
 
     def __init__(self, url: URL, busy_timeout_ms: int, hold_limit_s: float) -> None:
-        # One connection per thread at most, so checkout never waits.
+        # One connection per thread at most (the loop's included), so checkout never waits.
         self.engine = sa.create_engine(
-            url.set(drivername="sqlite"), pool_size=READERS + 1, max_overflow=0,
+            url.set(drivername="sqlite"), pool_size=READERS + 2, max_overflow=0,
             pool_reset_on_return=None, connect_args={"check_same_thread": False})
         tune_sqlite(self.engine, busy_timeout_ms)
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="lukhas-db-read")
+        self._loop = LoopReader(self.engine)
         self._writer = SqliteWriter(
             lambda: self.engine.connect().execution_options(**{WRITE: True}), hold_limit_s)
 
@@ -100,6 +102,11 @@ class SqliteThreads:
     def read(self, fn: Callable[[sa.Connection], T]) -> Future[T]:
         """Run `fn` on a reader thread with a connection outside any transaction."""
         return self._readers.submit(contextvars.copy_context().run, self._read, fn)
+
+    def read_now(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Run a short read on the calling thread (the event loop's), with a
+        connection that never waits; `NotNow` when it would (see loop_reads.py)."""
+        return self._loop.read_now(fn)
 
     def write(self, write: Write[Any]) -> None:
         """Run `write` in a write transaction on the writer thread, in a
@@ -119,5 +126,6 @@ class SqliteThreads:
     def close(self) -> None:
         """Wait for running work, then close every connection (blocks: call off the loop)."""
         self._readers.shutdown(wait=True, cancel_futures=True)
+        self._loop.close()
         self._writer.close()
         self.engine.dispose()

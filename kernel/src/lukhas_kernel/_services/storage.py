@@ -22,6 +22,7 @@ from sqlalchemy.engine import ExceptionContext, make_url
 
 from .._core.private_files import check_private, private_file
 from .group_commit import Write, WriteGroup
+from .loop_reads import NotNow
 from .revision_files import MigrationError, declared_head, failed_revision
 from .sqlite_threads import WRITE, SqliteThreads, tune_sqlite
 
@@ -219,16 +220,22 @@ class Database:
         async with asyncio.timeout(self.timeout_s), self.engine.connect() as connection:
             yield connection
 
-    async def read(self, fn: Callable[[sa.Connection], T]) -> T:
+    async def read(self, fn: Callable[[sa.Connection], T], *, short: bool = False) -> T:
         """`fn(connection)` for reads, within the storage timeout.
 
         On a SQLite file it runs on a reader thread; elsewhere in a greenlet
         on the loop, whose driver calls are awaited (`AsyncConnection.run_sync`).
         Either way the loop is never blocked. `fn` must only use the database.
+        A `short` read (a few rows through an index, little Python) runs on a
+        SQLite file's loop connection at once, unless it would wait or runs
+        long: then on a reader thread (loop_reads.py), so `fn` may run twice.
         """
         if self._threads is None:
             async with self.connect() as connection:
                 return await connection.run_sync(fn)
+        if short:
+            with contextlib.suppress(NotNow):
+                return self._threads.read_now(fn)
         async with asyncio.timeout(self.timeout_s):
             # Past the timeout the thread finishes the read and drops the result.
             return await asyncio.wrap_future(self._threads.read(fn))
