@@ -28,7 +28,7 @@ from .._plugin.states import PluginState, Stage
 from .._services.bundle import Services
 from .._services.ratelimit import RateLimits
 from .auth import USER_KEY, authenticate, guard_for, needs_token
-from .handlers import wrap_handler
+from .handlers import LogField, wrap_handler
 from .kernel_routes import kernel_routes
 from .openapi import add_docs_routes
 from .serving import ANSWER_HEADERS
@@ -183,18 +183,18 @@ def _middlewares(kernel: Kernel, services: Services) -> list[Middleware]:
     authentication, the plugin's gate and the body limit."""
     settings = kernel.settings
 
+    request_id_field = LogField("request_id")
+
     @web.middleware
     async def outermost(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[REQUEST_ID_KEY] = request_id = _request_id_of(request)
-        # bind/reset rather than `bound_contextvars`: the same, without a
-        # generator-based context manager per request.
-        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        token = request_id_field.bind(request_id)
         try:
             return await handler(request)
         except Exception as exc:
             return _to_problem(request, exc, kernel.owner_of(request.path))
         finally:
-            structlog.contextvars.reset_contextvars(**tokens)
+            request_id_field.reset(token)
 
     @web.middleware
     async def gate_and_problems(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -337,12 +337,22 @@ async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> N
         response.body = problem.body
         headers.update({hdrs.CONTENT_TYPE: problem.headers[hdrs.CONTENT_TYPE],
                         hdrs.CONTENT_LENGTH: str(problem.content_length)})
-    # Read per answer, not once at import: cheap, and right in any process.
-    headers[WORKER_HEADER] = str(os.getpid())
+    headers[WORKER_HEADER] = _worker_pid
     headers.update(ANSWER_HEADERS)
-    if response.content_type == "text/html":
+    # Parsing the content type is the dearer test; most answers are JSON.
+    if "html" in headers.get(hdrs.CONTENT_TYPE, "").lower() and response.content_type == "text/html":
         for name, value in PAGE_HEADERS.items():
             headers.setdefault(name, value)
+
+
+def _note_pid() -> None:
+    global _worker_pid
+    _worker_pid = str(os.getpid())
+
+
+#: The X-Lukhas-Worker value: this process's id, noted again in a forked child.
+_worker_pid = str(os.getpid())
+os.register_at_fork(after_in_child=_note_pid)
 
 
 @contextlib.asynccontextmanager

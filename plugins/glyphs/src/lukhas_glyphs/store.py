@@ -92,8 +92,9 @@ class GlyphStore:
     async def get(self, glyph_id: str) -> tuple[str, Glyph] | None:
         row = self._rows.get(glyph_id) if self._rows is not None else None
         if row is None:
-            row = await self.db.read(
-                lambda conn: conn.execute(bindings.select().where(bindings.c.id == glyph_id)).first())
+            row = await self.db.read(  # one row by its primary key
+                lambda conn: conn.execute(bindings.select().where(bindings.c.id == glyph_id)).first(),
+                short=True)
             if row is None:
                 return None
             if self._rows is not None:

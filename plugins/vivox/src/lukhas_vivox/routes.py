@@ -33,7 +33,11 @@ async def computable() -> AsyncIterator[None]:
     try:
         yield
     except Uncomputable as exc:
-        raise ProblemError(409, str(exc), type="urn:lukhas:problem:uncomputable") from None
+        raise uncomputable(exc) from None
+
+
+def uncomputable(exc: Uncomputable) -> ProblemError:
+    return ProblemError(409, str(exc), type="urn:lukhas:problem:uncomputable")
 
 
 async def visible_user(context: VivoxContext, request: web.Request, user_id: str) -> str:
@@ -104,9 +108,12 @@ def metrics_route(context: VivoxContext) -> Route:
         if caller.id != user_id and not caller.is_admin:
             raise ProblemError(404, f"no user {user_id}")
         # Cached metrics belong to a user that exists: only a miss looks the user up.
-        async with computable():
+        # (A try, not `computable()`: this is the hot path, read on every request.)
+        try:
             return await context.runtime.engine.current(
                 user_id, on_miss=lambda: visible_user(context, request, user_id))
+        except Uncomputable as exc:
+            raise uncomputable(exc) from None
 
     return Route("GET", f"{PREFIX}/{{user_id}}", metrics, response=DriftMetrics,
                  rate_limit=context.settings.read_rate_limit or None,
