@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from openapi_ui_bundles import swagger_ui
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
 
 from .._core.problems import PROBLEM_JSON, Problem, ProblemError
 from .._core.version import KERNEL_VERSION
@@ -42,6 +40,8 @@ def _problem(description: str) -> dict[str, Any]:
 
 def openapi_document(mounted: list[tuple[str | None, Route]], version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document for `(plugin or None for the kernel, route)` pairs."""
+    from pydantic.json_schema import models_json_schema
+
     keys: list[tuple[type[BaseModel], Any]] = [(Problem, "serialization")]
     for _, route in mounted:
         keys += [(m, "validation") for m in (route.body, route.query) if m is not None]
@@ -163,9 +163,10 @@ def add_docs_routes(app: web.Application, revision: Callable[[], int],
     async def init(request: web.Request) -> web.Response:
         return web.Response(text=_DOCS_INIT, content_type="application/javascript")
 
-    # The bundle's files by name, listed once: a request names one of them or
-    # gets a 404 problem; no path from a request ever reaches the file system.
-    assets = {path.name: path for path in Path(swagger_ui.static_path).iterdir() if path.is_file()}
+    # The bundle's files by name, listed once (at the first request for one,
+    # like everything here: a host starts without them): a request names one
+    # of them or gets a 404 problem; no path from a request ever reaches the file system.
+    assets: dict[str, Path] = {}
 
     # Each read whole at its first request (off the event loop), then kept:
     # a FileResponse answers Range and conditional requests itself, with
@@ -175,6 +176,8 @@ def add_docs_routes(app: web.Application, revision: Callable[[], int],
 
     async def asset(request: web.Request) -> web.Response:
         name = request.match_info["name"]
+        if not assets:
+            assets.update(await asyncio.to_thread(_swagger_assets))
         path = assets.get(name)
         if path is None:
             raise ProblemError(404, f"no resource at {request.path}")
@@ -187,3 +190,9 @@ def add_docs_routes(app: web.Application, revision: Callable[[], int],
     app.router.add_get("/docs", docs)
     app.router.add_get("/docs/init.js", init)
     app.router.add_get("/docs/static/{name}", asset)
+
+
+def _swagger_assets() -> dict[str, Path]:
+    from openapi_ui_bundles import swagger_ui
+
+    return {path.name: path for path in Path(swagger_ui.static_path).iterdir() if path.is_file()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from importlib_metadata import entry_points
+from importlib_metadata import Distribution, entry_points
 
 from .._plugin.states import PluginState, Stage
 from .records import PluginRecord
@@ -45,17 +45,18 @@ def discover(extras: list[str], installed: bool = True) -> list[PluginRecord]:
     found: list[PluginRecord] = []
     if installed:
         everything = entry_points()
+        named = _Names()
         prefixes: dict[tuple[str | None, str], list[str]] = {}
         for ep in everything.select(group=ROUTE_PREFIX_GROUP):
-            prefixes.setdefault((ep.dist.name if ep.dist else None, ep.value), []).append(ep.name)
+            prefixes.setdefault((named(ep.dist)[0], ep.value), []).append(ep.name)
         for ep in everything.select(group=ENTRY_POINT_GROUP):
-            distribution = ep.dist.name if ep.dist else None
+            distribution, version = named(ep.dist)
             found.append(
                 PluginRecord(
                     name=ep.name,
                     module=ep.value,
                     distribution=distribution,
-                    version=ep.dist.version if ep.dist else None,
+                    version=version,
                     prefixes=prefixes.get((distribution, ep.value), []),
                 )
             )
@@ -82,3 +83,20 @@ def discover(extras: list[str], installed: bool = True) -> list[PluginRecord]:
             by_name[record.name] = record
         records.append(record)
     return sorted(records, key=lambda r: (r.state is PluginState.FAILED, r.name))
+
+
+class _Names:
+    """A distribution's name and version, its metadata read once: `.name` and
+    `.version` each parse the whole file (its long description included),
+    and one distribution may have several entry points."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[str, str]] = {}
+
+    def __call__(self, dist: Distribution | None) -> tuple[str | None, str | None]:
+        if dist is None:
+            return None, None
+        if id(dist) not in self._known:  # the entry points of one scan share their distribution
+            metadata = dist.metadata
+            self._known[id(dist)] = (metadata["Name"], metadata["Version"])
+        return self._known[id(dist)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
+from types import FunctionType, MethodType, ModuleType
 from typing import Any, TypeVar
 
 import pluggy
@@ -23,6 +23,8 @@ __all__ = ["HooksRefused", "MarkedHook", "PluginHooks"]
 
 T = TypeVar("T")
 _MARK = f"{hookspecs.PROJECT}_impl"  # the attribute @hookimpl sets on a function
+#: What pluggy can register from a module's namespace, besides plain functions.
+_WRAPPERS = (MethodType, staticmethod, classmethod)
 
 
 class HooksRefused(Exception):
@@ -48,11 +50,32 @@ class MarkedHook:
         return pluggy.HookImpl(None, "", self.function, self.opts).argnames
 
 
+class _Manager(pluggy.PluginManager):
+    """pluggy's manager, with a cheap first look at a module's names.
+
+    pluggy looks each name of a plugin up with `inspect.getattr_static`, so
+    that no descriptor runs. In a module, a name whose value is neither a
+    function carrying the marker nor a method wrapper can be no hook
+    implementation, whatever pluggy would find (reading a function's
+    attribute runs no plugin code). Most of a module's names are its imports
+    (functions among them): each is now skipped after two lookups.
+    """
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        if isinstance(plugin, ModuleType) and not name.startswith("__"):
+            value = vars(plugin).get(name)
+            if isinstance(value, FunctionType) and not hasattr(value, _MARK):
+                return None
+            if not isinstance(value, (FunctionType, *_WRAPPERS)):
+                return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
 class PluginHooks:
     """One pluggy manager; a plugin's hooks are registered while it may serve."""
 
     def __init__(self) -> None:
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm = _Manager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         #: The hooks plugins published (`lukhas_hookspecs`): hook name → plugin.
         self.publishers: dict[str, str] = {}
