@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
-import re
 from collections.abc import AsyncIterator, Coroutine
 from http import HTTPStatus
 from typing import Any
@@ -22,7 +20,7 @@ from .._core.problems import ProblemError, from_exception, problem_response, pro
 from .._lifecycle.breaker import Breaker
 from .._lifecycle.kernel import Kernel
 from .._lifecycle.records import PluginRecord
-from .._lifecycle.routes import Mounted
+from .._lifecycle.routes import KERNEL_PREFIXES, Mounted
 from .._plugin.route import MAX_TARGET_BYTES, Route
 from .._plugin.states import PluginState, Stage
 from .._services.bundle import Services
@@ -31,23 +29,17 @@ from .auth import USER_KEY, authenticate, guard_for, needs_token
 from .handlers import LogField, wrap_handler
 from .kernel_routes import kernel_routes
 from .openapi import add_docs_routes
+from .request_ids import REQUEST_ID_KEY, request_id, request_id_of
 from .serving import ANSWER_HEADERS
 
 __all__ = ["KERNEL_KEY", "WORKER_HEADER", "build_app", "request_id"]
 
 KERNEL_KEY = web.AppKey("lukhas_kernel", Kernel)
-REQUEST_ID_KEY = web.RequestKey("lukhas_request_id", str)
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 # aiohttp's HTTP parser answers a longer request line itself, with a plain-text
 # 400 before any middleware runs; the headroom lets the host answer 414 as a
 # problem (with X-Request-ID) for targets up to this size.
 _PARSER_LINE_BYTES = 8 * MAX_TARGET_BYTES
 log = structlog.get_logger("lukhas.host")
-# Generated request ids: 16 random hex digits per process, then a 16-digit hex
-# counter. 32 characters like a uuid4's hex, unique within the process and, by
-# the random half, across processes; far cheaper than `uuid.uuid4()`.
-_ID_PREFIX = os.urandom(8).hex()
-_ID_COUNTER = itertools.count()
 #: On every HTML page any route serves (`/docs`, `/status`, a plugin's own),
 #: unless the page sets its own: a browser loads nothing but the host's own
 #: files for it (no inline script or style, no other origin), never shows it
@@ -63,20 +55,6 @@ PAGE_HEADERS = {
 #: On every answer: the pid of the host process that answered, so that an
 #: operator (and a test) can tell the processes of `lukhas serve --workers N` apart.
 WORKER_HEADER = "X-Lukhas-Worker"
-
-
-def _new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
-
-
-def _request_id_of(request: web.Request) -> str:
-    given = request.headers.get("X-Request-ID", "")
-    return given if given and _REQUEST_ID.match(given) else _new_request_id()
-
-
-def request_id(request: web.Request) -> str | None:
-    """The request's id, as its `X-Request-ID` answer header will carry it."""
-    return request.get(REQUEST_ID_KEY)
 
 
 def _gate(kernel: Kernel, record: PluginRecord) -> web.Response:
@@ -141,8 +119,10 @@ def build_app(kernel: Kernel) -> web.Application:
     if services is None:
         raise ValueError("the host serves a kernel opened with its services")
 
+    # The mount key of each route handler (None: a kernel route), filled in below.
+    keys: dict[Handler, tuple[str, str] | None] = {}
     app = web.Application(
-        middlewares=_middlewares(kernel, services),
+        middlewares=_middlewares(kernel, services, keys),
         client_max_size=settings.max_body_bytes,
         handler_args={"logger": server_logger(), "max_line_size": _PARSER_LINE_BYTES},
     )
@@ -151,10 +131,14 @@ def build_app(kernel: Kernel) -> web.Application:
 
     own = kernel_routes(kernel)
     for route in own:
-        app.router.add_route(route.method, route.path, wrap_handler(
-            route, settings.request_timeout_s, guard=guard_for(route, services.limits)))
+        handler = wrap_handler(route, settings.request_timeout_s, guard=guard_for(route, services.limits))
+        app.router.add_route(route.method, route.path, handler)
+        if any(route.path == p or route.path.startswith(p + "/") for p in KERNEL_PREFIXES):
+            keys[handler] = None  # under a prefix of the kernel's, which no plugin can claim
     for key in kernel.table.mounted:
-        app.router.add_route(key[0], key[1], _plugin_handler(kernel, services.limits, key))
+        handler = _plugin_handler(kernel, services.limits, key)
+        app.router.add_route(key[0], key[1], handler)
+        keys[handler] = key
     late = _late_routes(kernel, services.limits)
     for prefix in kernel.table.plugin_prefixes():
         app.router.add_route("*", prefix, late)
@@ -177,7 +161,25 @@ def build_app(kernel: Kernel) -> web.Application:
     return app
 
 
-def _middlewares(kernel: Kernel, services: Services) -> list[Middleware]:
+def _owner(kernel: Kernel, keys: dict[Handler, tuple[str, str] | None],
+           request: web.Request) -> PluginRecord | None:
+    """`kernel.owner_of(request.path)`, told by the route the request matched
+    when it can be: a plugin's routes lie under its own prefixes, which never
+    overlap another's, and a kernel route under a kernel prefix. Scanning every
+    prefix costs more than the rest of the gate."""
+    handler = request.match_info.handler
+    if handler in keys:
+        key = keys[handler]
+        if key is None:
+            return None
+        entry = kernel.table.mounted.get(key)
+        if entry is not None and entry.plugin in kernel.plugins:
+            return kernel.plugins[entry.plugin].record
+    return kernel.owner_of(request.path)
+
+
+def _middlewares(kernel: Kernel, services: Services,
+                 keys: dict[Handler, tuple[str, str] | None]) -> list[Middleware]:
     """Outermost: the request id and the last word on errors; then plugins'
     middlewares (each bypassed while its plugin does not serve); innermost:
     authentication, the plugin's gate and the body limit."""
@@ -187,7 +189,7 @@ def _middlewares(kernel: Kernel, services: Services) -> list[Middleware]:
 
     @web.middleware
     async def outermost(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[REQUEST_ID_KEY] = request_id = _request_id_of(request)
+        request[REQUEST_ID_KEY] = request_id = request_id_of(request)
         token = request_id_field.bind(request_id)
         try:
             return await handler(request)
@@ -198,7 +200,7 @@ def _middlewares(kernel: Kernel, services: Services) -> list[Middleware]:
 
     @web.middleware
     async def gate_and_problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-        owner = kernel.owner_of(request.path)
+        owner = _owner(kernel, keys, request)
         if len(request.raw_path) > MAX_TARGET_BYTES:
             return problem_response(414, f"the request target is longer than {MAX_TARGET_BYTES} bytes")
         try:
@@ -326,7 +328,7 @@ def _late_routes(kernel: Kernel, limits: RateLimits) -> Handler:
 async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
     if REQUEST_ID_KEY not in request:  # answered before the middlewares ran
-        request[REQUEST_ID_KEY] = _request_id_of(request)
+        request[REQUEST_ID_KEY] = request_id_of(request)
     headers["X-Request-ID"] = request[REQUEST_ID_KEY]
     if isinstance(response, web.HTTPException) and response.status >= 400:
         # aiohttp's own answer from outside the middlewares (an `Expect` header

@@ -3,13 +3,14 @@
 A read sent to a reader thread costs the hop there and back: the submit, the
 reader's wake-up, and above all the loop's wake-up (`call_soon_threadsafe`
 writes to the loop's self-pipe, a system call, then the loop reads it back).
-Measured on `GET /api/v1/dreams/list` (a 21-row indexed page of a SQLite
-file, 64 connections, py-spy under wrk): the hop was 16 % of the request's
-CPU time, more than the SQL itself (`sqlite3` executing and stepping the
-statement, 10 %); under callgrind a page read through the hop cost about
-0.4 M instructions more than the same read on the loop. So a read its
-caller declares short (`Database.read(fn, short=True)`: a few rows through
-an index, a handful of Python statements) runs right here, on the loop.
+Measured, not guessed: under wrk on `GET /api/v1/dreams/list` (a 21-row
+indexed page, 64 connections) py-spy put the hop at 16 % of the request's
+CPU time, more than SQLite executing and stepping the statement (10 %); and
+reads alternated in one process (`process_time` over 2,000 reads, median of
+6 rounds, on a busy 2-core machine) cost, on the loop and through the hop:
+a one-row read by key 129 and 400 µs of CPU, the 21-row page 421 and 547 µs.
+So a read its caller declares short (`Database.read(fn, short=True)`: a
+few rows through an index, a handful of Python statements) runs right here.
 
 It must still never hold the loop up, so this connection never waits:
 
