@@ -6,7 +6,7 @@ committed behind its back; writes apply in the order they were submitted; a
 caller is answered only once the batch has committed, so when the commit
 fails no write of the batch is acknowledged. On SQLite every `Database.write`
 is batched (one writer thread); on PostgreSQL the writes of one
-`Database.write_group`.
+`Database.write_group`, which ends each batch with its `finish` step.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ async def queued_at_once(db: Database, writes: list[Callable[[], Any]]) -> list[
 async def test_one_failing_write_fails_alone_and_the_others_commit_in_one_transaction(
         tmp_path, lukhas_database_url):
     async with opened(tmp_path, lukhas_database_url) as db:
-        group = db.write_group(lambda conn: None)
+        group = db.write_group(lambda conn, results: None)
         await group.write(insert(3))
         seen: list[Any] = []
         outcomes = await queued_at_once(db, [lambda n=n: group.write(insert(n, seen)) for n in range(6)])
@@ -91,11 +91,29 @@ async def test_one_failing_write_fails_alone_and_the_others_commit_in_one_transa
         assert len(seen) == 6 and all(transaction is seen[0] for transaction in seen)
 
 
+async def test_a_groups_finish_runs_after_the_writes_with_the_results_of_those_that_succeeded(
+        tmp_path, lukhas_database_url):
+    async with opened(tmp_path, lukhas_database_url) as db:
+        finished: list[list[int]] = []
+
+        def finish(conn: sa.Connection, results: list[int]) -> None:
+            finished.append(results)
+            conn.execute(items.insert(), [{"n": 100 + n} for n in results])  # in the same transaction
+
+        group = db.write_group(finish)
+        await db.write(insert(3))
+        outcomes = await queued_at_once(db, [lambda n=n: group.write(insert(n)) for n in range(6)])
+        assert isinstance(outcomes[3], IntegrityError)
+        assert sum(finished, []) == [0, 1, 2, 4, 5]
+        assert len(finished) == (5 if db.is_sqlite else 1)  # per write on SQLite, per batch on a server
+        assert await stored(db) == [0, 1, 2, 3, 4, 5, 100, 101, 102, 104, 105]
+
+
 async def test_a_batch_is_cut_once_its_writes_ran_for_the_time_allowed(tmp_path, lukhas_database_url,
                                                                       monkeypatch):
     monkeypatch.setattr(group_commit, "MAX_WORK_S", 0.0)  # each write overruns it: a batch each
     async with opened(tmp_path, lukhas_database_url) as db:
-        group = db.write_group(lambda conn: None)
+        group = db.write_group(lambda conn, results: None)
         seen: list[Any] = []
         outcomes = await queued_at_once(db, [lambda n=n: group.write(insert(n, seen)) for n in range(4)])
         assert outcomes == [0, 1, 2, 3]
@@ -105,7 +123,7 @@ async def test_a_batch_is_cut_once_its_writes_ran_for_the_time_allowed(tmp_path,
 
 async def test_writes_apply_in_the_order_they_were_submitted(tmp_path, lukhas_database_url):
     async with opened(tmp_path, lukhas_database_url) as db:
-        group = db.write_group(lambda conn: None)
+        group = db.write_group(lambda conn, results: None)
 
         def after_the_last(label: str) -> Write:
             def run(conn: sa.Connection) -> None:
@@ -121,7 +139,7 @@ async def test_writes_apply_in_the_order_they_were_submitted(tmp_path, lukhas_da
 
 async def test_a_batch_whose_commit_fails_acknowledges_none_of_its_writes(tmp_path, lukhas_database_url):
     async with opened(tmp_path, lukhas_database_url) as db:
-        group = db.write_group(lambda conn: None)
+        group = db.write_group(lambda conn, results: None)
 
         def orphan(conn: sa.Connection) -> None:  # passes its savepoint; its commit cannot
             conn.execute(children.insert(), {"id": 1, "parent": 999})
@@ -159,7 +177,7 @@ async def test_a_caller_that_stops_waiting_is_rolled_back_alone(tmp_path):
 @pytest.mark.postgres_only
 async def test_a_group_caller_that_stops_waiting_is_rolled_back_alone(tmp_path, lukhas_database_url):
     async with opened(tmp_path, lukhas_database_url) as db:
-        group = db.write_group(lambda conn: None)
+        group = db.write_group(lambda conn, results: None)
         callers: list[asyncio.Future[Any]] = []
 
         def cancelled_meanwhile(conn: sa.Connection) -> None:

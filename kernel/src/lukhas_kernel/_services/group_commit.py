@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import sqlalchemy as sa
 
@@ -137,48 +137,53 @@ def settle(writes: Iterable[Write[Any]]) -> None:
             write.future.set_exception(write.error)
 
 
-class WriteGroup:
-    """Writes that take the same lock first, batched on a database server.
+class WriteGroup(Generic[T]):
+    """Writes that end with one step done once per batch, batched on a server.
 
-    On PostgreSQL each `Database.write` is its own transaction, and writes
-    that all take one lock (an append to a hash chain) are serialised on it,
-    across processes, for as long as each commit takes. A group runs this
-    process's queued writes in one transaction per batch: `first(conn)` (taking
-    the lock, before any write's row locks: one order, so batches never
-    deadlock), then each write in its own savepoint, then one commit: one
-    lock acquisition and one commit for the batch. On SQLite every write is
-    batched already (one writer thread); there `first` runs in each write.
+    On PostgreSQL each `Database.write` is its own transaction. Writes that
+    all end with the same serialised step (an append to a hash chain, under
+    a table lock) take turns on it, across processes, for the whole of each
+    transaction. A group runs this process's queued writes in one
+    transaction per batch: each write in its own savepoint, then `finish`
+    once, with the results of those that succeeded (in order), then one
+    commit. So the lock is held from `finish` to the commit only, once per
+    batch, and is taken after every row lock of the batch (one order:
+    batches never deadlock). On SQLite every write is batched already (one
+    writer thread); there `finish` runs in each write, with its one result.
     """
 
     def __init__(self, write: Callable[[Callable[[sa.Connection], Any]], Awaitable[Any]],
-                 first: Callable[[sa.Connection], object], *, batched: bool, timeout_s: float) -> None:
-        self._write, self._first = write, first
+                 finish: Callable[[sa.Connection, list[T]], object], *, batched: bool,
+                 timeout_s: float) -> None:
+        self._write, self._finish = write, finish
         self._batched, self._timeout_s = batched, timeout_s
-        self._queue: deque[Write[Any]] = deque()
+        self._queue: deque[Write[T]] = deque()
         self._runner: asyncio.Task[None] | None = None
 
     async def write(self, fn: Callable[[sa.Connection], T]) -> T:
-        """`fn(conn)` after `first(conn)`, in a write transaction, committed
-        when this returns; as `Database.write` (the same timeout and outcomes)."""
+        """`fn(conn)` then `finish`, in a write transaction, committed when this
+        returns; as `Database.write` (the same timeout and outcomes)."""
         if not self._batched:
-            return await self._write(partial(self._first_then, fn))  # type: ignore[no-any-return]
+            return await self._write(partial(self._alone, fn))  # type: ignore[no-any-return]
         write = Write(fn)
         self._queue.append(write)
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._drain())
         return await write.outcome(self._timeout_s)
 
-    def _first_then(self, fn: Callable[[sa.Connection], T], conn: sa.Connection) -> T:
-        self._first(conn)
-        return fn(conn)
+    def _alone(self, fn: Callable[[sa.Connection], T], conn: sa.Connection) -> T:
+        result = fn(conn)
+        self._finish(conn, [result])
+        return result
 
-    def _run(self, writes: list[Write[Any]], conn: sa.Connection) -> int:
-        self._first(conn)
-        return run_batch(conn, writes)
+    def _run(self, writes: list[Write[T]], conn: sa.Connection) -> int:
+        ran = run_batch(conn, writes)
+        self._finish(conn, [cast(T, write.result) for write in writes[:ran] if write.error is None])
+        return ran
 
     async def _drain(self) -> None:
         while self._queue:
-            batch: list[Write[Any]] = []
+            batch: list[Write[T]] = []
             while self._queue and len(batch) < MAX_WRITES:
                 write = self._queue.popleft()
                 if not write.future.done():  # else its caller is gone

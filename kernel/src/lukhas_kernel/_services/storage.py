@@ -258,12 +258,13 @@ class Database:
         self._threads.write(write)
         return await write.outcome(self.timeout_s)
 
-    def write_group(self, first: Callable[[sa.Connection], object]) -> WriteGroup:
-        """Writes that all start with `first(conn)` (taking a lock they share),
-        batched on PostgreSQL too: `await group.write(fn)` runs this process's
-        queued writes of the group in one transaction, `first` once, each `fn`
-        in its own savepoint, then one commit. Create it once (in setup)."""
-        return WriteGroup(self.write, first, batched=not self.is_sqlite, timeout_s=self.timeout_s)
+    def write_group(self, finish: Callable[[sa.Connection, list[T]], object]) -> WriteGroup[T]:
+        """Writes that all end with `finish(conn, results)` (a step that takes
+        a lock they share), batched on PostgreSQL too: `await group.write(fn)`
+        runs this process's queued writes of the group in one transaction,
+        each `fn` in its own savepoint, then `finish` once with the results
+        of those that succeeded, then one commit. Create it once (in setup)."""
+        return WriteGroup(self.write, finish, batched=not self.is_sqlite, timeout_s=self.timeout_s)
 
     def upsert(self, table: sa.Table) -> Any:
         """An INSERT into `table` that takes `.on_conflict_do_update(...)` or

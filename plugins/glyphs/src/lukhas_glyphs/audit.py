@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 import structlog
@@ -22,7 +22,7 @@ from lukhas_kernel import Database, UtcDateTime
 from . import clock
 from .prepared import PreparedInsert
 
-__all__ = ["GENESIS", "AuditChain", "audit", "entry_hash", "verify"]
+__all__ = ["GENESIS", "AuditChain", "Entry", "audit", "entry_hash", "verify"]
 
 GENESIS = "0" * 64
 log = structlog.get_logger("lukhas.glyphs.audit")
@@ -58,6 +58,16 @@ _APPEND_AFTER = PreparedInsert(audit.insert().from_select(
     _FIELDS)
 
 
+class Entry(NamedTuple):
+    """An audit entry before it is chained (its hashes are the chain's)."""
+
+    at: datetime
+    action: str
+    glyph_id: str | None
+    actor: str | None
+    details: dict[str, Any]
+
+
 def entry_hash(prev_hash: str, at: datetime, action: str, glyph_id: str | None,
                actor: str | None, details: dict[str, Any]) -> str:
     payload = json.dumps([prev_hash, at.isoformat(), action, glyph_id, actor, details],
@@ -68,10 +78,10 @@ def entry_hash(prev_hash: str, at: datetime, action: str, glyph_id: str | None,
 class AuditChain:
     """Appends entries, remembering the head this process appended last.
 
-    With a remembered head, an entry is one conditional insert that lands
-    only if the chain still ends there; if another process appended since
-    (or this process's last transaction rolled back), it reads the real head
-    and appends after it. Either way the chain stays whole.
+    With a remembered head, the first entry of an append is one conditional
+    insert that lands only if the chain still ends there; if another process
+    appended since (or this process's last transaction rolled back), it reads
+    the real head and appends after it. Either way the chain stays whole.
     """
 
     def __init__(self) -> None:
@@ -83,7 +93,7 @@ class AuditChain:
 
         SQLite's BEGIN IMMEDIATE already is one writer. On PostgreSQL the lock
         is self-exclusive; it is taken once per transaction (a batch of binds
-        takes it before its first savepoint, so no rollback to one releases it).
+        takes it after its savepoints, so no rollback to one releases it).
         """
         if conn.dialect.name != "postgresql":
             return
@@ -95,27 +105,35 @@ class AuditChain:
     def record(self, conn: sa.Connection, action: str, glyph_id: str | None,
                actor: str | None, details: dict[str, Any]) -> None:
         """Append an entry inside the caller's write transaction (`Database.write`)."""
-        self.lock(conn)
-        at = clock.now()
-        if self._head is not None and self._append(conn, self._head, at, action, glyph_id,
-                                                   actor, details, only_after=True):
-            return
-        head = conn.scalar(_HEAD)
-        self._append(conn, head or GENESIS, at, action, glyph_id, actor, details)
+        self.append(conn, [Entry(clock.now(), action, glyph_id, actor, details)])
 
-    def _append(self, conn: sa.Connection, prev: str, at: datetime, action: str,
-                glyph_id: str | None, actor: str | None, details: dict[str, Any],
-                only_after: bool = False) -> bool:
-        digest = entry_hash(prev, at, action, glyph_id, actor, details)
-        values = {"at": at, "action": action, "glyph_id": glyph_id, "actor": actor,
-                  "details": details, "prev_hash": prev, "hash": digest}
-        if (_APPEND_AFTER if only_after else _APPEND).execute(conn, values) != 1:
-            return False
+    def append(self, conn: sa.Connection, entries: Sequence[Entry]) -> None:
+        """Append `entries`, in order, inside the caller's write transaction."""
+        if not entries:
+            return
+        self.lock(conn)
+        rows = _linked(self._head, entries) if self._head is not None else None
+        if rows is not None and _APPEND_AFTER.execute(conn, rows[0]) == 1:
+            rest = rows[1:]
+        else:
+            rows = rest = _linked(conn.scalar(_HEAD) or GENESIS, entries)
+        _APPEND.execute_many(conn, rest)
         # If the transaction rolls back, the next append finds out. Written
         # only by the transaction's thread; appends never overlap (one writer).
-        self._head = digest
-        log.info("glyphs.audit", audit=True, action=action, glyph_id=glyph_id, actor=actor, **details)
-        return True
+        self._head = rows[-1]["hash"]
+        for entry in entries:
+            log.info("glyphs.audit", audit=True, action=entry.action, glyph_id=entry.glyph_id,
+                     actor=entry.actor, **entry.details)
+
+
+def _linked(prev: str, entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """The rows of `entries` chained after the entry whose hash is `prev`."""
+    rows = []
+    for entry in entries:
+        digest = entry_hash(prev, *entry)
+        rows.append({**entry._asdict(), "prev_hash": prev, "hash": digest})
+        prev = digest
+    return rows
 
 
 async def verify(db: Database, batch: int = 1000) -> AsyncIterator[tuple[int, str | None]]:

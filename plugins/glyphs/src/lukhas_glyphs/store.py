@@ -1,8 +1,10 @@
 """Bindings in `glyphs_bindings`; every change audited in its own transaction.
 
-Changes go through one write group whose transactions start with the audit
-chain's lock: on PostgreSQL this process's concurrent binds then share one
-lock acquisition and one commit (on SQLite every write is group-committed).
+Changes go through one write group: each write returns its audit entry,
+and the group appends the entries of a batch to the chain at once. On
+PostgreSQL this process's concurrent binds then share one transaction, one
+acquisition of the chain's lock (held from the append to the commit only)
+and one commit; on SQLite every write is group-committed anyway.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class GlyphStore:
                  audit_window_s: float = 0.0) -> None:
         self.db = db
         self.chain = audit.AuditChain()
-        self._audited = db.write_group(audit.AuditChain.lock)
+        self._audited = db.write_group(self._append)
         self.failures = FailureLog(db, self.chain, audit_window_s)
         self._rows: TTLCache[str, Any] | None = (
             TTLCache(cache_size, cache_ttl_s) if cache_ttl_s > 0 else None)
@@ -77,13 +79,13 @@ class GlyphStore:
                   "context": request.context, "created_at": created,
                   "expires_at": created + timedelta(seconds=request.ttl_seconds), "revoked_at": None}
 
-        def insert(conn: sa.Connection) -> None:
+        def insert(conn: sa.Connection) -> audit.Entry:
             _BIND.execute(conn, values)
-            self.chain.record(conn, "create", values["id"], owner,
-                              {"source": request.source, "target": request.target,
-                               "symbol": request.symbol, "priority": request.priority})
+            return audit.Entry(clock.now(), "create", values["id"], owner,
+                               {"source": request.source, "target": request.target,
+                                "symbol": request.symbol, "priority": request.priority})
 
-        await self._audited.write(insert)  # returns once committed
+        await self._audited.write(insert)  # returns once committed, its entry appended
         return Glyph(
             glyph_id=values["id"], source=request.source, target=request.target,
             symbol=request.symbol, priority=request.priority, context=request.context,
@@ -119,19 +121,20 @@ class GlyphStore:
 
     async def revoke(self, glyph_id: str, actor: str) -> bool:
         """Revoke an active binding (audited); False if it was already revoked."""
-        def update(conn: sa.Connection) -> bool:
+        def update(conn: sa.Connection) -> audit.Entry | None:
             done = conn.execute(bindings.update().where(
                 bindings.c.id == glyph_id, bindings.c.revoked_at.is_(None)).values(
                 revoked_at=clock.now()))
-            if done.rowcount == 0:
-                return False
-            self.chain.record(conn, "delete", glyph_id, actor, {})
-            return True
+            return audit.Entry(clock.now(), "delete", glyph_id, actor, {}) if done.rowcount else None
 
-        revoked = await self._audited.write(update)
+        revoked = await self._audited.write(update) is not None
         if revoked and self._rows is not None:
             self._rows.pop(glyph_id, None)
         return revoked
+
+    def _append(self, conn: sa.Connection, entries: list[audit.Entry | None]) -> None:
+        """The audit entries of a batch's writes, appended at its end (None: nothing changed)."""
+        self.chain.append(conn, [entry for entry in entries if entry is not None])
 
     async def failed_validation(self, glyph_id: str | None, actor: str, reason: str) -> None:
         """Account for a failed validation in the audit trail (aggregated: see failures.py)."""
