@@ -12,6 +12,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from lukhas_dreams.models import DreamJob, DreamSummary
 from lukhas_glyphs.models import AuditEntry, Glyph, Validation
 from lukhas_kernel import Page
@@ -23,6 +24,8 @@ from support.glyphs import GLYPHS, bind
 from support.vivox import VIVOX, interaction, update
 
 PLUGINS = [DREAMS, GLYPHS, VIVOX]
+# PagedSelect runs its SQL on SQLite's driver, and through SQLAlchemy elsewhere.
+pytestmark = pytest.mark.both_databases
 
 
 async def exactly(client: Any, path: str, model: type[BaseModel], **request: Any) -> dict[str, Any]:
