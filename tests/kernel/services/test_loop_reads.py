@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -85,3 +86,15 @@ async def test_errors_of_the_read_itself_are_not_retried(db: Database) -> None:
     with pytest.raises(sa.exc.OperationalError, match="no such table"):
         await db.read(wrong, short=True)
     assert wrong.threads == [threading.get_ident()]
+
+
+async def test_a_short_read_from_another_thread_than_the_loops_goes_to_a_reader(db: Database) -> None:
+    assert await db.read(Calls(sa.text("SELECT 1")), short=True) == 1  # the loop's connection now
+    other = Calls(sa.text("SELECT sum(x) FROM t"))
+
+    def elsewhere() -> tuple[int, int]:
+        return threading.get_ident(), asyncio.run(db.read(other, short=True))
+
+    caller, found = await asyncio.to_thread(elsewhere)
+    assert found == 3
+    assert other.threads[0] not in (caller, threading.get_ident())

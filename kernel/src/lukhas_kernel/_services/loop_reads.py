@@ -31,6 +31,7 @@ reads the latest committed state (no transaction is left open between reads).
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -53,16 +54,20 @@ class NotNow(Exception):
 
 
 class LoopReader:
-    """One connection of `engine`, used only by the thread that calls `read_now`."""
+    """One connection of `engine`, used only by the thread that first calls
+    `read_now` (the event loop's); from any other thread `read_now` says NotNow."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
         self._connection: sa.Connection | None = None
+        self._thread: int | None = None
         self._deadline = 0.0
         self._cut = False
 
     def read_now(self, fn: Callable[[sa.Connection], T]) -> T:
         """`fn(connection)` now, on this thread; NotNow when it had to be cut short."""
+        if threading.get_ident() != self._thread and self._thread is not None:
+            raise NotNow
         connection = self._connection or self._open()
         self._deadline = time.monotonic() + BUDGET_S
         self._cut = False
@@ -83,7 +88,7 @@ class LoopReader:
         driver.execute("PRAGMA busy_timeout=0")
         driver.set_progress_handler(self._over_budget, _STEPS)
         connection.rollback()
-        self._connection = connection
+        self._connection, self._thread = connection, threading.get_ident()
         return connection
 
     def _over_budget(self) -> bool:
