@@ -10,6 +10,10 @@ The cache is the kernel's (`context.cache`): in this process, or shared by
 every host process through Redis, so an update made through one process is
 seen by the next read through any other.
 
+A computation is a synchronous function of a connection: a read runs it
+through `Database.read` (on SQLite a reader thread, off the event loop), an
+update inside its own write (see `VivoxStore.add`).
+
 Nothing read from the store crashes a computation: the day arithmetic is
 total (the last representable day has no end, days before the first are left
 out), and a stored value the formulas cannot compute over (a non-finite
@@ -25,17 +29,15 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import date
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
+import sqlalchemy as sa
 from lukhas_kernel import CacheRegion
 
 from . import formulas
 from .metrics import VivoxMetrics
 from .models import VELOCITY_DAYS, DriftMetrics
 from .store import VivoxStore, Window, day_end
-
-if TYPE_CHECKING:  # annotations only: the kernel imports SQLAlchemy's asyncio extension on first use
-    from sqlalchemy.ext.asyncio import AsyncConnection
 
 T = TypeVar("T", float, tuple[float, float, float, float])
 
@@ -87,21 +89,20 @@ class DriftEngine:
 
     async def compute(self, user_id: str) -> DriftMetrics:
         """Metrics from the store, bypassing the cache."""
-        async with self.store.db.connect() as conn:
-            return await self.compute_on(conn, user_id)
+        return await self.store.db.read(partial(self.compute_on, user_id=user_id))
 
-    async def compute_on(self, conn: AsyncConnection, user_id: str) -> DriftMetrics:
+    def compute_on(self, conn: sa.Connection, user_id: str) -> DriftMetrics:
         """Metrics from what `conn` sees: an update computes them inside its
-        transaction, before it commits."""
+        write, before it commits."""
         started = time.perf_counter()
-        profile = await self.store.profile(conn, user_id)
+        profile = self.store.profile(conn, user_id)
         if profile is None:
             result = DriftMetrics(user_id=user_id, coherence_score=1.0, emotional_stability=1.0,
                                   behavioral_consistency=1.0, drift_velocity=0.0,
                                   overall_drift=0.0, interactions=0, last_updated=None)
         else:
             days = _span(profile.last_day, VELOCITY_DAYS, profile.first_day)
-            series = await self._series(conn, user_id, days)
+            series = self._series(conn, user_id, days)
             latest = series[-1][1]
             velocity = _finite(user_id, lambda: formulas.slope(
                 [(d.toordinal(), v[3]) for d, v in series]))
@@ -114,18 +115,20 @@ class DriftEngine:
 
     async def series(self, user_id: str, days: int, until: date | None) -> list[tuple[date, float]] | None:
         """Each day's overall drift for `days` days ending on `until`; None if no interactions."""
-        async with self.store.db.connect() as conn:
-            profile = await self.store.profile(conn, user_id)
+        def read(conn: sa.Connection) -> list[tuple[date, float]] | None:
+            profile = self.store.profile(conn, user_id)
             if profile is None:
                 return None
             span = _span(until or profile.last_day, days, profile.first_day)
-            return [(day, values[3]) for day, values in await self._series(conn, user_id, span)]
+            return [(day, values[3]) for day, values in self._series(conn, user_id, span)]
 
-    async def _series(self, conn: AsyncConnection, user_id: str, days: list[date]
-                      ) -> list[tuple[date, tuple[float, float, float, float]]]:
+        return await self.store.db.read(read)
+
+    def _series(self, conn: sa.Connection, user_id: str, days: list[date]
+                ) -> list[tuple[date, tuple[float, float, float, float]]]:
         if not days:
             return []
-        totals, later = await self.store.decisions_by_day(conn, user_id, days[0])
+        totals, later = self.store.decisions_by_day(conn, user_id, days[0])
         # Counts up to a day = all-time counts minus those of the days after it,
         # walked backwards from the series' last day.
         running = totals - sum((c for d, c in later.items() if d > days[-1]), Counter())
@@ -136,7 +139,7 @@ class DriftEngine:
         # A day without interactions repeats the day before: only the first
         # day and days with interactions need their window.
         changed = [day for i, day in enumerate(days) if i == 0 or day in later]
-        windows = dict(zip(changed, await self.store.windows(
+        windows = dict(zip(changed, self.store.windows(
             conn, user_id, [day_end(day) for day in changed]), strict=True))
         out: list[tuple[date, tuple[float, float, float, float]]] = []
         for day in days:

@@ -12,18 +12,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from functools import lru_cache, partial
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from lukhas_kernel import Database, UtcDateTime
 
 from .models import WINDOW, Interaction
-
-if TYPE_CHECKING:  # annotations only: the kernel imports SQLAlchemy's asyncio extension on first use
-    from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = ["Profile", "VivoxStore", "Window"]
 
@@ -61,6 +59,22 @@ profiles = sa.Table(
     sa.Index("vivox_users_drift", "overall_drift"),
 )
 
+# Statements built once and run with parameters: building one per request
+# (coercing every operand, then keying it for SQLAlchemy's compiled cache)
+# costs more than the database's work on it.
+_USER = sa.bindparam("user_id", type_=sa.String(64))
+_INSERT = interactions.insert()
+# (An UPDATE's own parameters may not be named as its columns.)
+_SET_DRIFT = profiles.update().where(profiles.c.user_id == sa.bindparam("of_user")).values(
+    overall_drift=sa.bindparam("drift", type_=sa.Float))
+_PROFILE = profiles.select().where(profiles.c.user_id == _USER)
+_TOTALS = (sa.select(daily.c.decision, sa.func.sum(daily.c.count))
+           .where(daily.c.user_id == _USER).group_by(daily.c.decision))
+_LATER = (sa.select(daily.c.day, daily.c.decision, daily.c.count)
+          .where(daily.c.user_id == _USER, daily.c.day > sa.bindparam("after", type_=sa.Date)))
+_POPULATION = sa.select(sa.func.count(), sa.func.avg(profiles.c.overall_drift))
+_PING = sa.select(profiles.c.user_id).limit(1)
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -90,54 +104,55 @@ def day_end(day: date) -> datetime | None:
 class VivoxStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        least, greatest = (sa.func.min, sa.func.max) if db.is_sqlite else (sa.func.least, sa.func.greatest)
+        count = db.upsert(daily)
+        self._count = count.on_conflict_do_update(
+            index_elements=[daily.c.user_id, daily.c.day, daily.c.decision],
+            set_={"count": daily.c.count + count.excluded["count"]})
+        # The row inserted is the batch's own summary: on conflict, merged into the stored one.
+        added = db.upsert(profiles)
+        self._profile = added.on_conflict_do_update(
+            index_elements=[profiles.c.user_id],
+            set_={"interactions": profiles.c.interactions + added.excluded.interactions,
+                  "first_at": least(profiles.c.first_at, added.excluded.first_at),
+                  "last_at": greatest(profiles.c.last_at, added.excluded.last_at),
+                  "updated_at": added.excluded.updated_at})
 
     async def add(self, user_id: str, batch: Sequence[Interaction],
-                  compute: Callable[[AsyncConnection], Awaitable[R]],
-                  drift: Callable[[R], float]) -> R:
+                  compute: Callable[[sa.Connection], R], drift: Callable[[R], float]) -> R:
         """Store `batch` and its aggregates, then `compute(connection)` over the
         would-be state and keep its `drift(...)` as the user's overall drift, in
-        one transaction: when anything fails (the computation included),
-        nothing is stored."""
+        one write (`Database.write`: on SQLite one savepoint of a group commit):
+        when anything fails (the computation included), nothing is stored."""
         rows: list[dict[str, Any]] = [
             {"user_id": user_id, "timestamp": i.timestamp.astimezone(UTC), "valence": i.valence,
              "arousal": i.arousal, "decision": i.decision} for i in batch]
         per_day = Counter((row["timestamp"].date(), row["decision"]) for row in rows)
-        first = min(row["timestamp"] for row in rows)
-        last = max(row["timestamp"] for row in rows)
-        now = datetime.now(UTC)
-        count_upsert = self.db.upsert(daily)
-        profile_upsert = self.db.upsert(profiles)
-        async with self.db.begin() as conn:
-            await conn.execute(interactions.insert(), rows)
-            await conn.execute(
-                count_upsert.on_conflict_do_update(
-                    index_elements=[daily.c.user_id, daily.c.day, daily.c.decision],
-                    set_={"count": daily.c.count + count_upsert.excluded["count"]}),
-                [{"user_id": user_id, "day": day, "decision": decision, "count": n}
-                 for (day, decision), n in sorted(per_day.items())])
-            await conn.execute(profile_upsert.values(
-                user_id=user_id, interactions=len(rows), first_at=first, last_at=last,
-                updated_at=now).on_conflict_do_update(
-                index_elements=[profiles.c.user_id],
-                set_={"interactions": profiles.c.interactions + len(rows),
-                      "first_at": sa.func.min(profiles.c.first_at, first)
-                      if self.db.is_sqlite else sa.func.least(profiles.c.first_at, first),
-                      "last_at": sa.func.max(profiles.c.last_at, last)
-                      if self.db.is_sqlite else sa.func.greatest(profiles.c.last_at, last),
-                      "updated_at": now}))
-            result = await compute(conn)
-            await conn.execute(profiles.update().where(profiles.c.user_id == user_id)
-                               .values(overall_drift=drift(result)))
-        return result
+        counts = [{"user_id": user_id, "day": day, "decision": decision, "count": n}
+                  for (day, decision), n in sorted(per_day.items())]
+        summary = {"user_id": user_id, "interactions": len(rows),
+                   "first_at": min(row["timestamp"] for row in rows),
+                   "last_at": max(row["timestamp"] for row in rows), "updated_at": datetime.now(UTC)}
 
-    async def profile(self, conn: AsyncConnection, user_id: str) -> Profile | None:
-        row = (await conn.execute(profiles.select().where(profiles.c.user_id == user_id))).first()
+        def write(conn: sa.Connection) -> R:
+            conn.execute(_INSERT, rows)
+            conn.execute(self._count, counts)
+            conn.execute(self._profile, summary)
+            result = compute(conn)
+            conn.execute(_SET_DRIFT, {"of_user": user_id, "drift": drift(result)})
+            return result
+
+        return await self.db.write(write)
+
+    @staticmethod
+    def profile(conn: sa.Connection, user_id: str) -> Profile | None:
+        row = conn.execute(_PROFILE, {"user_id": user_id}).first()
         if row is None:
             return None
         return Profile(row.interactions, row.first_at.date(), row.last_at.date(), row.updated_at)
 
-    async def windows(self, conn: AsyncConnection, user_id: str,
-                      ends: Sequence[datetime | None]) -> list[Window]:
+    @staticmethod
+    def windows(conn: sa.Connection, user_id: str, ends: Sequence[datetime | None]) -> list[Window]:
         """The user's last `WINDOW` interactions before each of `ends` (None: of all).
 
         One indexed read per end, sent as one statement per `_WINDOWS_PER_QUERY`
@@ -145,44 +160,55 @@ class VivoxStore:
         """
         found: list[Window] = [Window([], [], Counter()) for _ in ends]
         for start in range(0, len(ends), _WINDOWS_PER_QUERY):
-            parts = []
-            for k in range(start, min(start + _WINDOWS_PER_QUERY, len(ends))):
-                last = (sa.select(sa.literal(k).label("k"), interactions.c.valence,
-                                  interactions.c.arousal, interactions.c.decision)
-                        .where(interactions.c.user_id == user_id,
-                               sa.true() if ends[k] is None else interactions.c.timestamp < ends[k])
-                        .order_by(interactions.c.timestamp.desc(), interactions.c.id.desc())
-                        .limit(WINDOW).subquery())
-                parts.append(sa.select(last))
-            for k, valence, arousal, decision in await conn.execute(sa.union_all(*parts)):
-                window = found[k]
+            chunk = ends[start:start + _WINDOWS_PER_QUERY]
+            statement = _windows_statement(tuple(end is not None for end in chunk))
+            values: dict[str, Any] = {f"end_{k}": end for k, end in enumerate(chunk)
+                                      if end is not None}
+            for k, valence, arousal, decision in conn.execute(statement, {"user_id": user_id, **values}):
+                window = found[start + k]
                 window.valences.append(valence)
                 window.arousals.append(arousal)
                 window.decisions[decision] += 1
         return found
 
-    async def decisions_by_day(self, conn: AsyncConnection, user_id: str,
-                               after: date) -> tuple[Counter[str], dict[date, Counter[str]]]:
+    @staticmethod
+    def decisions_by_day(conn: sa.Connection, user_id: str,
+                         after: date) -> tuple[Counter[str], dict[date, Counter[str]]]:
         """All-time decision counts, and the counts of each day after `after`."""
-        totals = Counter({decision: n for decision, n in await conn.execute(
-            sa.select(daily.c.decision, sa.func.sum(daily.c.count))
-            .where(daily.c.user_id == user_id).group_by(daily.c.decision))})
+        totals = Counter({decision: n for decision, n in conn.execute(_TOTALS, {"user_id": user_id})})
         later: dict[date, Counter[str]] = {}
-        for day, decision, n in await conn.execute(
-                sa.select(daily.c.day, daily.c.decision, daily.c.count)
-                .where(daily.c.user_id == user_id, daily.c.day > after)):
+        for day, decision, n in conn.execute(_LATER, {"user_id": user_id, "after": after}):
             later.setdefault(day, Counter())[decision] += n
         return totals, later
 
     async def population(self, top: int) -> tuple[int, float | None, Sequence[Any]]:
-        async with self.db.connect() as conn:
-            users, mean = (await conn.execute(
-                sa.select(sa.func.count(), sa.func.avg(profiles.c.overall_drift)))).one()
-            rows = (await conn.execute(
-                sa.select(profiles.c.user_id, profiles.c.overall_drift, profiles.c.interactions)
-                .where(profiles.c.overall_drift.is_not(None))
-                .order_by(profiles.c.overall_drift.desc(), profiles.c.user_id).limit(top))).all()
-        return users, mean, rows
+        return await self.db.read(partial(_population, top))
 
     async def ping(self) -> None:
-        await self.db.read(lambda conn: conn.execute(sa.select(profiles.c.user_id).limit(1)).all())
+        await self.db.read(lambda conn: conn.execute(_PING).all())
+
+
+@lru_cache(maxsize=256)
+def _windows_statement(bounded: tuple[bool, ...]) -> sa.CompoundSelect:
+    """The windows of `len(bounded)` ends, each before its `end_<k>` (or of
+    all interactions where `bounded[k]` is False), rows tagged with `k`."""
+    parts = []
+    for k, has_end in enumerate(bounded):
+        before = (interactions.c.timestamp < sa.bindparam(f"end_{k}", type_=UtcDateTime)
+                  if has_end else sa.true())
+        last = (sa.select(sa.literal(k).label("k"), interactions.c.valence,
+                          interactions.c.arousal, interactions.c.decision)
+                .where(interactions.c.user_id == _USER, before)
+                .order_by(interactions.c.timestamp.desc(), interactions.c.id.desc())
+                .limit(WINDOW).subquery())
+        parts.append(sa.select(last))
+    return sa.union_all(*parts)
+
+
+def _population(top: int, conn: sa.Connection) -> tuple[int, float | None, Sequence[Any]]:
+    users, mean = conn.execute(_POPULATION).one()
+    rows = conn.execute(
+        sa.select(profiles.c.user_id, profiles.c.overall_drift, profiles.c.interactions)
+        .where(profiles.c.overall_drift.is_not(None))
+        .order_by(profiles.c.overall_drift.desc(), profiles.c.user_id).limit(top)).all()
+    return users, mean, rows
