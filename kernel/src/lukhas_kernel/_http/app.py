@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from http import HTTPStatus
 from typing import Any
 
@@ -219,15 +219,18 @@ def _middlewares(kernel: Kernel, services: Services,
     def bypassed_unless_serving(name: str, index: int) -> Middleware:
         record, middlewares = kernel.records[name], kernel.table.middlewares
 
+        # A plain function returning the awaitable to run, not a coroutine of
+        # its own: aiohttp awaits what a middleware returns, and a frame fewer
+        # per request is measurable on the fastest routes.
         @web.middleware
-        async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+        def guarded(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
             # The plugin's middleware as last mounted (it is brought up again
             # with new ones); none while it does not serve.
             current = middlewares.get(name, [])
             if not record.state.serving or index >= len(current):
-                return await handler(request)
+                return handler(request)
             middleware: Middleware = current[index]
-            return await middleware(request, handler)
+            return middleware(request, handler)
 
         return guarded
 

@@ -135,8 +135,6 @@ def wrap_handler(
     deadlines = _Deadlines(timeout_s)
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        if plugin is None:
-            return await validated(request)
         token = _PLUGIN.bind(plugin)
         try:
             return await validated(request)
@@ -167,8 +165,10 @@ def wrap_handler(
             response.headers.update(headers)
         return response
 
-    handle.__name__ = getattr(route.handler, "__name__", "handler")
-    return handle
+    # A kernel route has no plugin to bind: one coroutine frame fewer per request.
+    wrapper = validated if plugin is None else handle
+    wrapper.__name__ = getattr(route.handler, "__name__", "handler")
+    return wrapper
 
 
 def _query_input(route: Route, request: web.Request) -> dict[str, Any]:
