@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +94,16 @@ def _environment() -> dict[str, str]:
     return {**inherited, "PYTHONUNBUFFERED": "1"}
 
 
+def _retried_once(start: Callable[[int], Server]) -> Server:
+    """`start(1)`, then `start(2)` if that server exited before it listened
+    (its port was taken meanwhile, between choosing it and binding it)."""
+    try:
+        return start(1)
+    except ExitedEarly as exc:
+        progress(f"{exc}; retrying once")
+    return start(2)
+
+
 def start_lukhas(tmp: Path, settings: dict[str, str] | None = None,
                  headers: dict[str, str] | None = None, migrated: bool = False,
                  pinned: bool = True) -> Server:
@@ -109,7 +119,7 @@ def start_lukhas(tmp: Path, settings: dict[str, str] | None = None,
     A start whose port was taken meanwhile is retried once, in a new directory
     (so that it again creates the first admin).
     """
-    for attempt in (1, 2):
+    def start(attempt: int) -> Server:
         port = free_port()
         workdir = tmp / f"lukhas-{attempt}"
         env = {
@@ -123,14 +133,9 @@ def start_lukhas(tmp: Path, settings: dict[str, str] | None = None,
         }
         if migrated:
             lukhas_cli(workdir / "data", "db", "upgrade")
-        try:
-            server = spawn("lukhas", [sys.executable, "-m", "lukhas_kernel", "serve"], env, workdir, port,
-                           pinned)
-            break
-        except ExitedEarly as exc:
-            if attempt == 2:
-                raise
-            progress(f"{exc}; retrying once")
+        return spawn("lukhas", [sys.executable, "-m", "lukhas_kernel", "serve"], env, workdir, port, pinned)
+
+    server = _retried_once(start)
     if headers is not None:
         server.headers = dict(headers)
         return server
@@ -169,16 +174,11 @@ def start_peer(tmp: Path, label: str, argv: list[str], headers: dict[str, str],
     workdir = tmp / re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
     env = {**_environment(), "PYTHONPATH": os.pathsep.join(
         [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])}
-    for attempt in (1, 2):
+    def start(attempt: int) -> Server:
         port = free_port()
-        try:
-            server = spawn(label, [arg.replace("{port}", str(port)) for arg in argv], env, workdir, port,
-                           pinned)
-            break
-        except ExitedEarly as exc:
-            if attempt == 2:
-                raise
-            progress(f"{exc}; retrying once")
+        return spawn(label, [arg.replace("{port}", str(port)) for arg in argv], env, workdir, port, pinned)
+
+    server = _retried_once(start)
     server.headers = dict(headers)
     return server
 
