@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import structlog
 from lukhas_kernel.testing import KERNEL_KEY
-from lukhas_observability.metrics import BUCKETS, HttpMetrics, Totals
+from lukhas_observability.request_metrics import BUCKETS, HttpMetrics, Totals
 from lukhas_observability.status import TrafficWindow, bucket_quantile
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families

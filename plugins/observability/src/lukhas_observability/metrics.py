@@ -1,4 +1,5 @@
-"""The host's Prometheus metrics: HTTP requests, kernel facts, and one scrape of it all.
+"""The host's Prometheus metrics: kernel facts, and one scrape of it all
+(the request metrics are in `request_metrics.py`).
 
 Multiprocess mode (`lukhas serve --workers N`, N > 1: PROMETHEUS_MULTIPROC_DIR
 set before prometheus-client was imported): every Counter, Histogram and Gauge
@@ -20,46 +21,30 @@ Invariants:
   "200", "503") and plugin names;
 - a scrape is built on the event loop from snapshots, then encoded in a
   worker thread; nothing it reads there is changed by the loop except
-  thread-safe metric values and whole-object replacements.
+  thread-safe metric values, whole-object replacements and the request
+  metrics, which copy what they read (see `request_metrics.py`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import structlog
 from lukhas_kernel import PluginState, PluginView
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-__all__ = ["BUCKETS", "HttpMetrics", "Scrape", "StartupGauge", "Totals", "multiprocess_collector",
-           "plugin_families"]
+__all__ = ["Scrape", "StartupGauge", "multiprocess_collector", "plugin_families"]
 
 log = structlog.get_logger("lukhas.observability")
 
-#: Latency buckets (seconds): fine below 100 ms, where a healthy host answers.
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-LABELS = ("route", "method", "status", "plugin")
-_DURATION = "lukhas_http_request_duration_seconds"
 _STATES = [state for state in PluginState if state is not PluginState.PENDING]
 #: `lukhas_plugin_breaker_state` values, as the breaker's states are named in `/api/v1/plugins`.
 _BREAKER_STATES = {"closed": 0, "open": 1, "half_open": 2}
-
-
-@dataclass(frozen=True, slots=True)
-class Totals:
-    """One owner's requests so far: count, summed seconds, 5xx answers, and the
-    cumulative count at or below each of BUCKETS (then +Inf)."""
-
-    count: float
-    seconds: float
-    errors: float
-    buckets: tuple[float, ...]
 
 
 def multiprocess_collector() -> MultiProcessCollector | None:
@@ -70,89 +55,6 @@ def multiprocess_collector() -> MultiProcessCollector | None:
     """
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     return MultiProcessCollector(None, path=path) if path else None
-
-
-class HttpMetrics(Collector):
-    """Requests by route template, method, status code and owning plugin."""
-
-    def __init__(self, multiprocess: MultiProcessCollector | None = None) -> None:
-        self.requests = Counter(
-            "lukhas_http_requests", "HTTP requests answered, by route template, method, "
-            "status code and the plugin owning the route", LABELS, registry=None)
-        self.duration = Histogram(
-            _DURATION, "Time to answer an HTTP request, by route "
-            "template, method, status code and the plugin owning the route",
-            LABELS, buckets=BUCKETS, registry=None)
-        self.rate_limited = Counter(
-            "lukhas_http_rate_limited_requests", "Requests refused with 429 (rate limit or quota)",
-            ("route", "method", "plugin"), registry=None)
-        # A plain int: changed only on the event loop, read whole by a scrape.
-        self._in_flight = 0
-        self._multiprocess = multiprocess
-        # Several workers: each one's own count in a Gauge, summed over the
-        # live workers ("livesum": a dead worker answers nothing any more).
-        self._in_flight_gauge = Gauge(
-            "lukhas_http_requests_in_flight", "HTTP requests being answered now", registry=None,
-            multiprocess_mode="livesum") if multiprocess is not None else None
-        # Label children looked up once per label set: `labels()` is the costly part.
-        self._children: dict[tuple[str, str, str, str], tuple[Counter, Histogram]] = {}
-
-    @property
-    def in_flight(self) -> int:
-        """Requests this process is answering now."""
-        return self._in_flight
-
-    @in_flight.setter
-    def in_flight(self, value: int) -> None:
-        self._in_flight = value
-        if self._in_flight_gauge is not None:
-            self._in_flight_gauge.set(value)
-
-    def observe(self, route: str, method: str, status: int, plugin: str, seconds: float) -> None:
-        """Count one answered request."""
-        key = (route, method, str(status), plugin)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (self.requests.labels(*key), self.duration.labels(*key))
-        children[0].inc()
-        children[1].observe(seconds)
-        if status == 429:
-            self.rate_limited.labels(route, method, plugin).inc()
-
-    def totals(self) -> dict[str, Totals]:
-        """Requests so far by owning plugin (from the histogram's own samples),
-        over every worker in multiprocess mode (then it reads files: call it
-        off the event loop)."""
-        count: dict[str, float] = {}
-        seconds: dict[str, float] = {}
-        errors: dict[str, float] = {}
-        buckets: dict[str, dict[str, float]] = {}
-        if self._multiprocess is None:
-            histograms = self.duration.collect()
-        else:
-            histograms = [m for m in self._multiprocess.collect() if m.name == _DURATION]
-        for metric in histograms:
-            for sample in metric.samples:
-                plugin = sample.labels["plugin"]
-                if sample.name.endswith("_bucket"):
-                    by_bound = buckets.setdefault(plugin, {})
-                    by_bound[sample.labels["le"]] = by_bound.get(sample.labels["le"], 0.0) + sample.value
-                elif sample.name.endswith("_count"):
-                    count[plugin] = count.get(plugin, 0.0) + sample.value
-                    if sample.labels["status"].startswith("5"):
-                        errors[plugin] = errors.get(plugin, 0.0) + sample.value
-                elif sample.name.endswith("_sum"):
-                    seconds[plugin] = seconds.get(plugin, 0.0) + sample.value
-        # Buckets keep the histogram's order: BUCKETS, then +Inf.
-        return {plugin: Totals(n, seconds[plugin], errors.get(plugin, 0.0), tuple(buckets[plugin].values()))
-                for plugin, n in count.items()}
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self.requests.collect()
-        yield from self.duration.collect()
-        yield from self.rate_limited.collect()
-        yield GaugeMetricFamily("lukhas_http_requests_in_flight", "HTTP requests being answered now",
-                                value=self.in_flight)
 
 
 def plugin_families(plugins: Iterable[PluginView]) -> Iterator[Metric]:

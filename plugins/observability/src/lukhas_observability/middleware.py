@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from lukhas_kernel import KernelView, request_id, request_user
 
-from .metrics import HttpMetrics
+from .request_metrics import HttpMetrics
 
 __all__ = ["UNMATCHED", "request_middleware"]
 

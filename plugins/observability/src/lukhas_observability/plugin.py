@@ -12,9 +12,10 @@ from lukhas_kernel import PluginInfo, PluginSettings, Route, hookimpl
 from prometheus_client import PlatformCollector, ProcessCollector, disable_created_metrics
 from prometheus_client.registry import Collector
 
-from .metrics import HttpMetrics, StartupGauge, Totals, multiprocess_collector
+from .metrics import StartupGauge, multiprocess_collector
 from .middleware import request_middleware
 from .models import ObservabilitySettings
+from .request_metrics import Totals, http_metrics
 from .routes import observability_routes
 from .runtime import ObservabilityContext, ObservabilityRuntime, kernel_of
 from .status import TrafficWindow
@@ -37,7 +38,7 @@ async def lukhas_setup(context: ObservabilityContext) -> None:
     # format can only carry them as extra series, doubling the exposition.
     disable_created_metrics()
     multiprocess = multiprocess_collector()
-    http = HttpMetrics(multiprocess)
+    http = http_metrics(multiprocess)
     # process_* describe one process: with several workers a scrape would show
     # whichever answered, and its CPU counter would seem to reset at random.
     process = [ProcessCollector(registry=None)] if multiprocess is None else []

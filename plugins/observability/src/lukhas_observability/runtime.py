@@ -9,8 +9,9 @@ from lukhas_kernel import KernelView, PluginContext
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from .metrics import HttpMetrics, StartupGauge
+from .metrics import StartupGauge
 from .models import ObservabilitySettings
+from .request_metrics import HttpMetrics
 from .status import TrafficWindow
 
 

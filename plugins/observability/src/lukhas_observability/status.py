@@ -18,7 +18,7 @@ from html import escape
 
 from lukhas_kernel import PluginView, StartupReport
 
-from .metrics import BUCKETS, Totals
+from .request_metrics import BUCKETS, Totals
 
 __all__ = ["Traffic", "TrafficWindow", "bucket_quantile", "render"]
 
