@@ -12,10 +12,13 @@ from typing import Any
 import pytest
 import structlog
 from lukhas_kernel.testing import KERNEL_KEY
-from lukhas_observability.request_metrics import BUCKETS, HttpMetrics, Totals
+from lukhas_observability.request_metrics import BUCKETS, HttpMetrics, SharedHttpMetrics, Totals
 from lukhas_observability.status import TrafficWindow, bucket_quantile
 from openapi_spec_validator import validate
+from prometheus_client import disable_created_metrics, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
 from support.answers import plugin_states, problem
 from support.browser import visible_text
 from support.observability import OBS
@@ -127,6 +130,35 @@ def test_error_figures_count_every_5xx_code():
         metrics.observe("/api/v1/x", "GET", status, "x", 0.01)
     totals = metrics.totals()["x"]
     assert (totals.count, totals.errors) == (5, 3)
+
+
+def test_one_process_and_several_workers_export_the_same_request_metrics(tmp_path):
+    """One process counts in plain numbers, several workers in prometheus-client's
+    objects: the same requests give the same exposition, byte for byte, and the
+    same totals for /status."""
+    disable_created_metrics()  # as the plugin's set-up does
+    local, shared = HttpMetrics(), SharedHttpMetrics(MultiProcessCollector(None, path=str(tmp_path)))
+    seconds = [0.0, 0.001, 0.0011, 0.0025, 0.04, 0.3, 9.99, 10.0, 12.5]
+    for i, elapsed in enumerate(seconds * 3):
+        for metrics in (local, shared):
+            metrics.observe(TEMPLATE if i % 2 else "unmatched", "GET" if i % 3 else "POST",
+                            (200, 429, 503)[i % 3], "x" if i % 4 else "kernel", elapsed)
+    local.in_flight = shared.in_flight = 2
+
+    def text(metrics: HttpMetrics) -> bytes:
+        registry = CollectorRegistry()
+        registry.register(metrics)
+        return generate_latest(registry)
+
+    assert text(local) == text(shared)
+    samples = parse(text(shared).decode())
+    for plugin, totals in local.totals().items():
+        counts = [(dict(labels)["status"], count) for (name, labels), count in samples.items()
+                  if name == "lukhas_http_requests_total" and ("plugin", plugin) in labels]
+        assert totals.count == sum(count for _, count in counts)
+        assert totals.errors == sum(count for status, count in counts if status == "503")
+    assert value(samples, "lukhas_http_rate_limited_requests_total", route=TEMPLATE, method="GET",
+                 plugin="x") == 3
 
 
 async def test_rate_limited_requests_and_in_flight(lukhas_host):
