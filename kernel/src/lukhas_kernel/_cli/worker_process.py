@@ -5,10 +5,15 @@ A worker (`workers.py`) writes one line per event to its status pipe:
 `prepared` (it migrated: the rest of its generation may start), `ready` (it
 serves), `stopping` (it no longer accepts connections) and, before exiting
 early, `failed <exit code> <one-line reason>`.
+
+A worker is a fresh interpreter either way: spawned here, or the pre-started
+one (`prestart.py`) handed the same socket and status pipe; the supervisor
+sees both alike.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,7 +21,14 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-__all__ = ["WorkerProcess"]
+__all__ = ["WorkerProcess", "worker_args"]
+
+
+def worker_args(listen_fd: int, status_fd: int, *, preparing: bool) -> list[str]:
+    """The `lukhas` arguments that make a process a worker on these fds: the
+    spawned workers' and the pre-started one's, so both run the same path."""
+    return ["serve", "--worker-fd", str(listen_fd), "--status-fd", str(status_fd),
+            *(["--prepare"] if preparing else [])]
 
 
 @dataclass
@@ -39,14 +51,31 @@ class WorkerProcess:
         fd = sock.fileno()
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "lukhas_kernel", "serve", "--worker-fd", str(fd),
-                 "--status-fd", str(write), *(["--prepare"] if preparing else [])],
+                [sys.executable, "-m", "lukhas_kernel", *worker_args(fd, write, preparing=preparing)],
                 pass_fds=(fd, write), env=env, stdin=subprocess.DEVNULL,
                 # Its own session: a terminal's Ctrl-C or hang-up reaches only
                 # the supervisor, which signals each worker once, by its pid.
                 start_new_session=True)
         finally:
             os.close(write)
+        os.set_blocking(read, False)
+        return cls(process, read, generation)
+
+    @classmethod
+    def adopt(cls, process: subprocess.Popen[bytes], control: socket.socket, sock: socket.socket,
+              generation: int, *, preparing: bool) -> WorkerProcess:
+        """Make the waiting pre-started `process` a worker on `sock`: send it,
+        on its `control` socket, the listening socket and a new status pipe's
+        write end. OSError if it cannot take them (it has exited)."""
+        read, write = os.pipe()
+        try:
+            go = json.dumps({"preparing": preparing}).encode()
+            socket.send_fds(control, [go], [sock.fileno(), write])
+        except OSError:
+            os.close(read)
+            raise
+        finally:
+            os.close(write)  # the worker's copy arrived with the message
         os.set_blocking(read, False)
         return cls(process, read, generation)
 
