@@ -22,6 +22,11 @@ the other N − 1 once it is prepared. Then it supervises:
 If the first generation cannot start, it is stopped and `run` raises
 CannotStart with the worker's one-line reason.
 
+The first generation's preparing worker is the one the entry point
+pre-started (`prestart.py`) when its environment is the one that worker gets
+(one worker: no PROMETHEUS_MULTIPROC_DIR); its imports ran while this
+process imported the CLI. Every other worker, and reloads, are spawned here.
+
 Invariants:
 - the listening socket stays open here until the supervisor stops: between
   generations it always has a listener, so no connection is ever refused;
@@ -55,6 +60,7 @@ from typing import Any
 import structlog
 
 from .._core.settings import KernelSettings, SettingsError
+from . import prestart
 from .bootstrap import kernel_settings
 from .hostfile import ReloadOutcome
 from .worker_process import WorkerProcess
@@ -269,13 +275,24 @@ class Supervisor:
         env = dict(os.environ)
         if self.metrics_dir is not None:
             env[MULTIPROC_ENV] = self.metrics_dir
-        worker = WorkerProcess.spawn(self.sock, generation, env, preparing=preparing)
+        worker = None
+        if generation == 1 and preparing and not self.serving:
+            # The first worker, pre-started by the entry point if this
+            # process began as `lukhas serve` and its environment is the one
+            # this worker gets; otherwise it is dismissed here.
+            child = prestart.take(env)
+            if child is not None:
+                worker = child.hand_over(self.sock, generation, preparing=preparing)
+        pre_started = worker is not None
+        if worker is None:
+            worker = WorkerProcess.spawn(self.sock, generation, env, preparing=preparing)
         self.workers[worker.pid] = worker
         self._selector.register(worker.status, selectors.EVENT_READ, worker)
         # Until the host serves, its start is one line (`lukhas.listening`) or
         # the one line of why it cannot start.
         (log.info if self.serving else log.debug)(
-            "worker.started", pid=worker.pid, generation=generation, preparing=preparing)
+            "worker.started", pid=worker.pid, generation=generation, preparing=preparing,
+            pre_started=pre_started)
         return worker
 
     def _forget(self, worker: WorkerProcess) -> None:
