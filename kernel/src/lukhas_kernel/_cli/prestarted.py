@@ -59,7 +59,12 @@ class Go:
 def preload() -> None:
     """Import what a worker needs before it loads its plugins (PRELOAD)."""
     for name in PRELOAD:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except Exception:
+            # Not reported here: the worker path imports it again after go,
+            # and fails there as a spawned worker would, reported once.
+            continue
 
 
 def receive(control: socket.socket) -> Go | None:

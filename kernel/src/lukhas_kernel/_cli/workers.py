@@ -3,7 +3,10 @@
 The supervisor (`supervisor.py`) starts each worker as a fresh interpreter
 (`python -m lukhas_kernel serve --worker-fd … --status-fd …`: never a fork of
 a process that has run threads or an event loop), so a worker sees the
-distributions and config files as they are when it starts. It loads every
+distributions and config files as they are when it starts. The first worker
+of a host is usually the one the entry point pre-started (`prestart.py`), a
+fresh interpreter too, which imported the host while the supervisor started
+and is then handed the same fds and runs this same path. A worker loads every
 plugin itself and accepts on the inherited socket; the kernel hands each
 connection to whichever worker accepts it first.
 
