@@ -330,9 +330,11 @@ def _late_routes(kernel: Kernel, limits: RateLimits) -> Handler:
 
 async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
-    if REQUEST_ID_KEY not in request:  # answered before the middlewares ran
-        request[REQUEST_ID_KEY] = request_id_of(request)
-    headers["X-Request-ID"] = request[REQUEST_ID_KEY]
+    try:
+        request_id = request[REQUEST_ID_KEY]
+    except KeyError:  # answered before the middlewares ran
+        request_id = request[REQUEST_ID_KEY] = request_id_of(request)
+    headers["X-Request-ID"] = request_id
     if isinstance(response, web.HTTPException) and response.status >= 400:
         # aiohttp's own answer from outside the middlewares (an `Expect` header
         # other than 100-continue), or one a handler returned instead of raising.
@@ -342,21 +344,26 @@ async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> N
         response.body = problem.body
         headers.update({hdrs.CONTENT_TYPE: problem.headers[hdrs.CONTENT_TYPE],
                         hdrs.CONTENT_LENGTH: str(problem.content_length)})
-    headers[WORKER_HEADER] = _worker_pid
-    headers.update(ANSWER_HEADERS)
+    headers.update(_stamped_headers)
     # Parsing the content type is the dearer test; most answers are JSON.
     if "html" in headers.get(hdrs.CONTENT_TYPE, "").lower() and response.content_type == "text/html":
         for name, value in PAGE_HEADERS.items():
             headers.setdefault(name, value)
 
 
+def _worker_headers() -> dict[str, str]:
+    """The headers every answer gets after its X-Request-ID: this process's
+    id (X-Lukhas-Worker), then the host's own (`ANSWER_HEADERS`)."""
+    return {WORKER_HEADER: str(os.getpid()), **ANSWER_HEADERS}
+
+
 def _note_pid() -> None:
-    global _worker_pid
-    _worker_pid = str(os.getpid())
+    global _stamped_headers
+    _stamped_headers = _worker_headers()
 
 
-#: The X-Lukhas-Worker value: this process's id, noted again in a forked child.
-_worker_pid = str(os.getpid())
+#: Made again in a forked child, whose pid differs.
+_stamped_headers = _worker_headers()
 os.register_at_fork(after_in_child=_note_pid)
 
 

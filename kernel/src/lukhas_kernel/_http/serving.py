@@ -176,14 +176,17 @@ class _GuardedHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        queued = len(self._messages)
+        # On every read of every connection: the usual case (a whole request
+        # without a body, nothing armed) costs two length checks and one test.
+        messages = self._messages
+        queued = len(messages)
         super().data_received(data)
-        if len(self._messages) > queued:  # a request's headers are complete
-            payload = self._messages[-1][1]
-            if payload.is_eof():
-                self._disarm()
-            else:
+        if len(messages) > queued:  # a request's headers are complete
+            payload = messages[-1][1]
+            if not payload.is_eof():
                 self._arm("body", payload)
+            elif self._deadline is not None:
+                self._disarm()
         elif self._payload is not None:
             if self._payload.is_eof():
                 self._disarm()
@@ -193,7 +196,8 @@ class _GuardedHandler(RequestHandler):
     async def finish_response(self, request: web.BaseRequest, resp: web.StreamResponse,
                               start_time: float | None) -> tuple[web.StreamResponse, bool]:
         # Answered: a body still arriving is aiohttp's to drain or drop now.
-        self._disarm()
+        if self._deadline is not None:
+            self._disarm()
         if self.stopping:  # so the client opens its next request elsewhere
             resp.force_close()
         return await super().finish_response(request, resp, start_time)

@@ -29,26 +29,24 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 def request_middleware(metrics: HttpMetrics, kernel: KernelView, log: Callable[..., Any] | None) -> Any:
     """An aiohttp middleware observing each request into `metrics` and `log`
     (a bound logger's method for the configured level, None for no logs)."""
-    # A resource's labels never change: resolved once, not per request.
-    owners: dict[web.AbstractResource, tuple[str, str]] = {}
-
-    def labels(request: web.Request) -> tuple[str, str]:
-        resource = request.match_info.route.resource
-        if resource is None:  # the owner of an unmatched path comes from its prefix
-            return UNMATCHED, kernel.owner_of(request.path) or KERNEL
-        found = owners.get(resource)
-        if found is None:
-            found = owners[resource] = (resource.canonical, kernel.owner_of(resource.canonical) or KERNEL)
-        return found
+    owners: dict[web.AbstractResource, tuple[str, str]] = {}  # resource -> (route, plugin)
 
     def observe(request: web.Request, status: int, seconds: float) -> None:
-        route, plugin = labels(request)
-        method = request.method if request.method in _METHODS else "other"
-        metrics.observe(route, method, status, plugin, seconds)
+        resource = request.match_info.route.resource
+        # A resource's labels never change; an unmatched path's owner comes from its prefix.
+        if resource is None:
+            route, plugin = UNMATCHED, kernel.owner_of(request.path) or KERNEL
+        elif (found := owners.get(resource)) is not None:
+            route, plugin = found
+        else:
+            route, plugin = owners[resource] = (resource.canonical,
+                                                kernel.owner_of(resource.canonical) or KERNEL)
+        method = request.method
+        metrics.observe(route, method if method in _METHODS else "other", status, plugin, seconds)
         if log is None:
             return
         user = request_user(request)
-        log("http.request", request_id=request_id(request), method=request.method, route=route,
+        log("http.request", request_id=request_id(request), method=method, route=route,
             path=request.path, status=status, duration_ms=round(seconds * 1000, 3),
             user_id=user.id if user is not None else None, plugin=plugin)
 
