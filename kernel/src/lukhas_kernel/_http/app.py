@@ -25,7 +25,7 @@ from .._plugin.route import MAX_TARGET_BYTES, Route
 from .._plugin.states import PluginState, Stage
 from .._services.bundle import Services
 from .._services.ratelimit import RateLimits
-from .auth import USER_KEY, authenticate, guard_for, needs_token
+from .auth import USER_KEY, bearer_token, guard_for, needs_token, user_of
 from .handlers import LogField, wrap_handler
 from .kernel_routes import kernel_routes
 from .openapi import add_docs_routes
@@ -207,7 +207,10 @@ def _middlewares(kernel: Kernel, services: Services,
             # Authentication comes first: without a token nothing about a
             # route, not even its plugin's state, is revealed.
             if needs_token(request.path):
-                request[USER_KEY] = await authenticate(request, services.accounts)
+                token = bearer_token(request)
+                # Answered from the auth cache without a coroutine, as most requests are.
+                user = services.accounts.cached_user(token)
+                request[USER_KEY] = user if user is not None else await user_of(token, services.accounts)
             if owner is not None and not owner.state.serving:
                 return _gate(kernel, owner)
             if (request.content_length or 0) > settings.max_body_bytes:

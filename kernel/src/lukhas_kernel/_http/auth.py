@@ -10,7 +10,7 @@ from .._services.accounts import Accounts, User
 from .._services.ratelimit import RateLimits, parse_limit
 from .handlers import Guard
 
-__all__ = ["USER_KEY", "authenticate", "current_user", "guard_for", "needs_token", "request_user"]
+__all__ = ["USER_KEY", "bearer_token", "current_user", "guard_for", "needs_token", "request_user", "user_of"]
 
 USER_KEY = web.RequestKey("lukhas_user", User)
 API_PREFIX = "/api/v1"
@@ -26,15 +26,21 @@ def _unauthorized(detail: str, error: str | None = "invalid_token") -> ProblemEr
                         headers={"WWW-Authenticate": challenge})
 
 
-async def authenticate(request: web.Request, accounts: Accounts) -> User:
-    """The caller named by the request's bearer token, or a 401 problem."""
+def bearer_token(request: web.Request) -> str:
+    """The request's bearer token, or a 401 problem if it names none."""
     header = request.headers.get("Authorization")
     if not header:
         raise _unauthorized("this route needs an Authorization: Bearer token", error=None)
     scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise _unauthorized("the Authorization header must be 'Bearer <token>'", error="invalid_request")
-    user = await accounts.authenticate(token.strip())
+    return token
+
+
+async def user_of(token: str, accounts: Accounts) -> User:
+    """The live token's user, or a 401 problem."""
+    user = await accounts.authenticate(token)
     if user is None:
         raise _unauthorized("the token is unknown, malformed or revoked")
     return user

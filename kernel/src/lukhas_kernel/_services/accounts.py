@@ -193,6 +193,12 @@ class Accounts:
                 del self._cache[cached]
         return prefix_shown
 
+    def cached_user(self, token: str) -> User | None:
+        """The token's user if the cache holds it and it is fresh, else None
+        (then `authenticate` decides): no coroutine for the usual request."""
+        cached = self._cache.get(token)
+        return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+
     async def authenticate(self, token: str) -> User | None:
         """The live token's user, or None; never raises for a bad token.
 

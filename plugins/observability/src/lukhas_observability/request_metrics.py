@@ -140,7 +140,7 @@ class SharedHttpMetrics(HttpMetrics):
         self._in_flight = 0
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property
     def in_flight(self) -> int:
         return self._in_flight
 
