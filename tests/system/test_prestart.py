@@ -166,6 +166,22 @@ def test_the_pre_started_worker_serves_and_sigterm_stops_everything(tmp_path):
     none_left(records)
 
 
+def test_a_reload_spawns_its_worker_as_usual_and_stops_the_pre_started_one(tmp_path):
+    env, records = recording(tmp_path)
+    with serve(tmp_path, env=env) as (host, url):
+        (child,) = pre_started(records)
+        reloaded = cli(tmp_path, "reload", timeout=120)
+        assert reloaded.returncode == 0 and reloaded.stdout.startswith("reload completed"), reloaded.stderr
+        (worker,) = set(started(records)) - {host.pid, child}
+        argv = started(records)[worker]
+        assert argv[1:4] == ["-m", "lukhas_kernel", "serve"] and "--worker-fd" in argv, argv
+        assert argv[-1] == "--prepare", argv
+        # Done once the old worker stopped accepting; it exits after draining.
+        eventually(lambda: not alive(child, started(records)[child]), 60, what="the old worker exited")
+        assert get(url + "/readyz")[0] == 200
+    none_left(records)
+
+
 def test_with_two_workers_the_pre_started_one_is_dismissed(tmp_path):
     env, records = recording(tmp_path)
     with serve(tmp_path, "--workers", "2", env=env) as (host, url):
