@@ -8,7 +8,9 @@ are known, and answer 403, while the plugin is disabled and never imported.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 
 from importlib_metadata import Distribution, entry_points
 
@@ -44,22 +46,9 @@ def discover(extras: list[str], installed: bool = True) -> list[PluginRecord]:
     """
     found: list[PluginRecord] = []
     if installed:
-        everything = entry_points()
-        named = _Names()
-        prefixes: dict[tuple[str | None, str], list[str]] = {}
-        for ep in everything.select(group=ROUTE_PREFIX_GROUP):
-            prefixes.setdefault((named(ep.dist)[0], ep.value), []).append(ep.name)
-        for ep in everything.select(group=ENTRY_POINT_GROUP):
-            distribution, version = named(ep.dist)
-            found.append(
-                PluginRecord(
-                    name=ep.name,
-                    module=ep.value,
-                    distribution=distribution,
-                    version=version,
-                    prefixes=prefixes.get((distribution, ep.value), []),
-                )
-            )
+        for name, module, distribution, version, prefixes in _installed():
+            found.append(PluginRecord(name=name, module=module, distribution=distribution,
+                                      version=version, prefixes=list(prefixes)))
     for spec in extras:
         name, module = _extra(spec)
         found.append(PluginRecord(name=name, module=module, distribution=None, version=None))
@@ -83,6 +72,48 @@ def discover(extras: list[str], installed: bool = True) -> list[PluginRecord]:
             by_name[record.name] = record
         records.append(record)
     return sorted(records, key=lambda r: (r.state is PluginState.FAILED, r.name))
+
+
+#: One installed plugin: name, module, distribution, version, route prefixes.
+_Installed = tuple[str, str, str | None, str | None, tuple[str, ...]]
+#: The last scan, and the state of sys.path it was made in.
+_last_scan: tuple[tuple[tuple[str, int | None], ...], list[_Installed]] | None = None
+
+
+def _installed() -> list[_Installed]:
+    """The installed plugins, as the metadata of the distributions on sys.path declare them.
+
+    Scanning reads every distribution's metadata: in a process that loads a
+    kernel more than once (tests, embedding hosts), most of a kernel's
+    start-up. Installing or removing a distribution adds or removes its
+    metadata directory, which changes the modification time of the sys.path
+    entry holding it; so the same entries, unchanged, hold the same entry
+    points, the same assumption importlib's own path finder makes. A new
+    process (every `lukhas serve` worker, every reload) always scans.
+    """
+    global _last_scan
+    state = tuple((entry, _modified_ns(entry)) for entry in sys.path)
+    if _last_scan is not None and _last_scan[0] == state:
+        return _last_scan[1]
+    everything = entry_points()
+    named = _Names()
+    prefixes: dict[tuple[str | None, str], list[str]] = {}
+    for ep in everything.select(group=ROUTE_PREFIX_GROUP):
+        prefixes.setdefault((named(ep.dist)[0], ep.value), []).append(ep.name)
+    scanned: list[_Installed] = []
+    for ep in everything.select(group=ENTRY_POINT_GROUP):
+        distribution, version = named(ep.dist)
+        scanned.append((ep.name, ep.value, distribution, version,
+                        tuple(prefixes.get((distribution, ep.value), ()))))
+    _last_scan = (state, scanned)
+    return scanned
+
+
+def _modified_ns(entry: str) -> int | None:
+    try:
+        return os.stat(entry or ".").st_mtime_ns
+    except OSError:
+        return None
 
 
 class _Names:
