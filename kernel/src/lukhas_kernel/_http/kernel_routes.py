@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiohttp import web
@@ -43,12 +44,14 @@ class PluginList(BaseModel):
     count: int
 
 
-def flag_models(names: list[str]) -> tuple[type[BaseModel], type[BaseModel]]:
+@functools.lru_cache(maxsize=32)
+def flag_models(names: tuple[str, ...]) -> tuple[type[BaseModel], type[BaseModel]]:
     """The models of `{"FLAG_NAME": bool, ...}`: every flag (answers), and any
     subset of them (PATCH bodies).
 
-    Built per host from the flags it has, so the OpenAPI document names each
-    one and an unknown name is a validation error (`422`, nothing changed).
+    Made from the flags a host has, so the OpenAPI document names each one
+    and an unknown name is a validation error (`422`, nothing changed); the
+    same flags give the same (immutable) models, built once per process.
     Flag names need not be identifiers: each is a field's alias.
     """
     config = ConfigDict(extra="forbid", validate_by_alias=True, validate_by_name=False,
@@ -124,7 +127,7 @@ def _plugins_route(kernel: Kernel) -> Route:
 
 
 def _flag_routes(kernel: Kernel) -> list[Route]:
-    flag_map, flag_patch = flag_models(list(kernel.flag_values()))
+    flag_map, flag_patch = flag_models(tuple(kernel.flag_values()))
 
     async def get_flags(request: web.Request) -> BaseModel:
         return flag_map.model_validate(kernel.flag_values())

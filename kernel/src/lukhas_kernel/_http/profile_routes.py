@@ -10,6 +10,7 @@ dropped like one that raised; an undeclared field is passed on as given
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -66,19 +67,34 @@ def profile_model(declarations: Mapping[str, Mapping[str, Any]]) -> tuple[type[B
     The first plugin to declare a field owns it; a later declaration of the
     same field is ignored, with a warning naming both.
     """
-    owned: dict[str, Declared] = {}
-    fields: dict[str, Any] = {}
+    kept: dict[str, tuple[str, Any]] = {}  # field -> (plugin, type)
     for plugin, declared in declarations.items():
         for name, kind in declared.items():
-            if name in owned:
-                log.warning("profile.field_clash", plugin=plugin, field=name, owner=owned[name][0])
+            if name in kept:
+                log.warning("profile.field_clash", plugin=plugin, field=name, owner=kept[name][0])
                 continue
-            nullable = _nullable(kind)
-            owned[name] = (plugin, TypeAdapter(nullable))
-            fields[name] = (nullable, Field(None, description=f"contributed by the {plugin} plugin"))
+            kept[name] = (plugin, kind)
+    fields = tuple((name, plugin, kind) for name, (plugin, kind) in kept.items())
+    try:
+        return _built_profile_model(fields)
+    except TypeError:  # a declared type that cannot be hashed: built, not remembered
+        return _built_profile_model.__wrapped__(fields)
+
+
+@functools.lru_cache(maxsize=32)
+def _built_profile_model(fields: tuple[tuple[str, str, Any], ...]) -> tuple[type[BaseModel],
+                                                                          dict[str, Declared]]:
+    """The model of these (field, plugin, type): the same declarations, the same
+    (immutable) model and validators, built once per process rather than per host."""
+    owned: dict[str, Declared] = {}
+    model_fields: dict[str, Any] = {}
+    for name, plugin, kind in fields:
+        nullable = _nullable(kind)
+        owned[name] = (plugin, TypeAdapter(nullable))
+        model_fields[name] = (nullable, Field(None, description=f"contributed by the {plugin} plugin"))
     model = create_model("UserProfile", __base__=KernelProfile,
                          __doc__="A user's profile: the kernel's fields and those plugins contribute.",
-                         **fields)
+                         **model_fields)
     return model, owned
 
 
