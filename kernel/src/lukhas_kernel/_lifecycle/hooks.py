@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FunctionType, MethodType, ModuleType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pluggy
 
@@ -55,18 +55,21 @@ class _Manager(pluggy.PluginManager):
 
     pluggy looks each name of a plugin up with `inspect.getattr_static`, so
     that no descriptor runs. In a module, a name whose value is neither a
-    function carrying the marker nor a method wrapper can be no hook
-    implementation, whatever pluggy would find (reading a function's
-    attribute runs no plugin code). Most of a module's names are its imports
-    (functions among them): each is now skipped after two lookups.
+    function nor a method wrapper can be no hook implementation, and a
+    function's options are its marker attribute, whatever pluggy would find
+    (reading a function's attribute runs no plugin code). Most of a module's
+    names are its imports: each is now decided after two lookups.
     """
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
         if isinstance(plugin, ModuleType) and not name.startswith("__"):
             value = vars(plugin).get(name)
-            if isinstance(value, FunctionType) and not hasattr(value, _MARK):
-                return None
-            if not isinstance(value, (FunctionType, *_WRAPPERS)):
+            if isinstance(value, FunctionType):
+                # What pluggy would read, without its static lookup: a module's
+                # function is its own marker holder, and no descriptor is involved.
+                opts = getattr(value, _MARK, None)
+                return cast(pluggy.HookimplOpts, opts) if isinstance(opts, dict) else None
+            if not isinstance(value, _WRAPPERS):
                 return None
         return super().parse_hookimpl_opts(plugin, name)
 
