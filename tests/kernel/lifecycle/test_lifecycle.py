@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
 import structlog
+from lukhas_kernel._lifecycle.discovery import discover
 from sample_plugins import healthy, startup_raises
 from support.answers import plugin_states, problem
 from support.polling import eventually_async
@@ -56,13 +58,18 @@ async def test_disabled_plugin_is_never_imported_and_answers_403(lukhas_host, mo
 def _distribution(site, monkeypatch, name: str, module: str, prefixes: list[str]) -> None:
     """An installed distribution's metadata on sys.path: plugin `name` = `module`
     in `lukhas.plugins`, with `prefixes` in `lukhas.route_prefixes`."""
+    _install(site, name, module, prefixes)
+    monkeypatch.syspath_prepend(str(site))
+
+
+def _install(site, name: str, module: str, prefixes: list[str]) -> None:
+    """A distribution's metadata written into `site` (see `_distribution`)."""
     info = site / f"lukhas_{name}-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: lukhas-{name}\nVersion: 1.0\n")
     lines = ["[lukhas.plugins]", f"{name} = {module}", "", "[lukhas.route_prefixes]",
              *(f"{prefix} = {module}" for prefix in prefixes)]
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    monkeypatch.syspath_prepend(str(site))
 
 
 async def test_prefixes_from_metadata_answer_403_while_disabled(lukhas_host, monkeypatch, tmp_path):
@@ -81,6 +88,20 @@ async def test_prefixes_from_metadata_answer_403_while_disabled(lukhas_host, mon
     assert (item["state"], item["distribution"]) == ("active", "lukhas-healthy")
     body = await problem(await client.get("/api/v1/greetings/x"), 404)
     assert body["detail"] == "no item x"
+
+
+def test_discovery_sees_a_distribution_installed_or_removed_since_the_last_scan(monkeypatch, tmp_path):
+    """Scans are reused while sys.path is unchanged: installing or removing a
+    distribution in a directory already on it must still show."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    assert "late" not in {record.name for record in discover([])}
+    _install(site, "late", "sample_plugins.healthy", [])
+    [late] = [record for record in discover([]) if record.name == "late"]
+    assert (late.module, late.distribution, late.version) == ("sample_plugins.healthy", "lukhas-late", "1.0")
+    shutil.rmtree(site / "lukhas_late-1.0.dist-info")
+    assert "late" not in {record.name for record in discover([])}
 
 
 async def test_invalid_prefix_in_metadata_fails_discovery(lukhas_host, monkeypatch, tmp_path):
