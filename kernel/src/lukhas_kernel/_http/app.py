@@ -13,6 +13,7 @@ import structlog
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_urldispatcher import MatchInfoError
+from multidict import CIMultiDict
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from .._core.logging import server_logger
@@ -354,10 +355,12 @@ async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> N
             headers.setdefault(name, value)
 
 
-def _worker_headers() -> dict[str, str]:
+def _worker_headers() -> CIMultiDict[str]:
     """The headers every answer gets after its X-Request-ID: this process's
-    id (X-Lukhas-Worker), then the host's own (`ANSWER_HEADERS`)."""
-    return {WORKER_HEADER: str(os.getpid()), **ANSWER_HEADERS}
+    id (X-Lukhas-Worker), then the host's own (`ANSWER_HEADERS`). A
+    case-insensitive dict already: updating headers from it skips a
+    conversion of every name on every answer."""
+    return CIMultiDict({WORKER_HEADER: str(os.getpid()), **ANSWER_HEADERS})
 
 
 def _note_pid() -> None:
