@@ -101,7 +101,9 @@ class _Deadlines:
 
     def watch(self, task: asyncio.Task[Any]) -> set[asyncio.Task[Any]]:
         """Watch `task`; remove it from the returned set once it is done."""
-        loop = asyncio.get_running_loop()
+        # The task's own loop: asking for the running one costs a getpid()
+        # system call on Python 3.11, on every request.
+        loop = task.get_loop()
         slot = math.ceil((loop.time() + self.timeout_s) / self.slice_s)
         watched = self._due.get(slot)
         if watched is None:
