@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -35,13 +34,6 @@ class PluginCalls:
 
     async def import_module(self, plugin: str, module: str) -> tuple[ModuleType, float]:
         """Import `module` off the event loop, within the plugin timeout."""
-        imported = sys.modules.get(module)
-        # Imported completely already (another kernel of this process): taken as
-        # it is, as an import would; it can neither hang nor fail, so no thread.
-        if imported is not None and not getattr(getattr(imported, "__spec__", None), "_initializing", False) \
-                and self.chaos.fault(plugin, Stage.IMPORT) is None:
-            return imported, 0.0
-
         def inject() -> None:
             self.chaos.inject_sync(plugin, Stage.IMPORT)
 
