@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Awaitable, Coroutine
-from http import HTTPStatus
 from typing import Any
 
 import structlog
-from aiohttp import hdrs, web
+from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_urldispatcher import MatchInfoError
-from multidict import CIMultiDict
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from .._core.logging import server_logger
@@ -26,14 +23,14 @@ from .._plugin.route import MAX_TARGET_BYTES, Route
 from .._plugin.states import PluginState, Stage
 from .._services.bundle import Services
 from .._services.ratelimit import RateLimits
+from .answers import http_problem, stamp_answer
 from .auth import USER_KEY, bearer_token, guard_for, needs_token, user_of
 from .handlers import LogField, wrap_handler
 from .kernel_routes import kernel_routes
 from .openapi import add_docs_routes
 from .request_ids import REQUEST_ID_KEY, request_id, request_id_of
-from .serving import ANSWER_HEADERS
 
-__all__ = ["KERNEL_KEY", "WORKER_HEADER", "build_app", "request_id"]
+__all__ = ["KERNEL_KEY", "build_app", "request_id"]
 
 KERNEL_KEY = web.AppKey("lukhas_kernel", Kernel)
 # aiohttp's HTTP parser answers a longer request line itself, with a plain-text
@@ -41,22 +38,6 @@ KERNEL_KEY = web.AppKey("lukhas_kernel", Kernel)
 # problem (with X-Request-ID) for targets up to this size.
 _PARSER_LINE_BYTES = 8 * MAX_TARGET_BYTES
 log = structlog.get_logger("lukhas.host")
-#: On every HTML page any route serves (`/docs`, `/status`, a plugin's own),
-#: unless the page sets its own: a browser loads nothing but the host's own
-#: files for it (no inline script or style, no other origin), never shows it
-#: inside another site's frame, and sends no Referer from it.
-PAGE_HEADERS = {
-    "Content-Security-Policy": "; ".join([
-        "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
-        "font-src 'self'", "connect-src 'self'", "base-uri 'none'", "form-action 'none'",
-        "frame-ancestors 'none'"]),
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
-#: On every answer: the pid of the host process that answered, so that an
-#: operator (and a test) can tell the processes of `lukhas serve --workers N` apart.
-WORKER_HEADER = "X-Lukhas-Worker"
-
 
 def _gate(kernel: Kernel, record: PluginRecord) -> web.Response:
     """The answer for a plugin's routes while it does not serve (docs/plugin-states.md)."""
@@ -81,7 +62,7 @@ def _to_problem(request: web.Request, exc: Exception, owner: PluginRecord | None
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
             return web.Response(status=exc.status, headers=exc.headers)
-        return _http_problem(request, exc)
+        return http_problem(request, exc)
     if isinstance(exc, IntegrityError):
         return problem_response(409, "the request conflicts with stored data",
                                 type="urn:lukhas:problem:conflict")
@@ -96,19 +77,6 @@ def _to_problem(request: web.Request, exc: Exception, owner: PluginRecord | None
     log.exception("request.unhandled", path=request.path, method=request.method,
                   plugin=owner.name if owner else None)
     return problem_response(500, f"internal error; quote request id {request.get(REQUEST_ID_KEY)}")
-
-
-def _http_problem(request: web.Request, exc: web.HTTPException) -> web.Response:
-    """aiohttp's own error answer as a problem; its text (which may echo the
-    request) is replaced, its headers (`Allow`) are kept."""
-    keep = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
-    detail = {
-        404: f"no resource at {request.path}",
-        405: f"{request.method} is not allowed on {request.path}",
-        413: "the request body is larger than LUKHAS_MAX_BODY_BYTES",
-        417: "the only Expect header the host supports is 100-continue",
-    }.get(exc.status, exc.reason or HTTPStatus(exc.status).phrase)
-    return problem_response(exc.status, detail, headers=keep)
 
 
 def build_app(kernel: Kernel) -> web.Application:
@@ -128,7 +96,7 @@ def build_app(kernel: Kernel) -> web.Application:
         handler_args={"logger": server_logger(), "max_line_size": _PARSER_LINE_BYTES},
     )
     app[KERNEL_KEY] = kernel
-    app.on_response_prepare.append(_stamp_answer)
+    app.on_response_prepare.append(stamp_answer)
 
     own = kernel_routes(kernel)
     for route in own:
@@ -330,47 +298,6 @@ def _late_routes(kernel: Kernel, limits: RateLimits) -> Handler:
         return await match.handler(request)
 
     return handle
-
-
-async def _stamp_answer(request: web.Request, response: web.StreamResponse) -> None:
-    headers = response.headers
-    try:
-        request_id = request[REQUEST_ID_KEY]
-    except KeyError:  # answered before the middlewares ran
-        request_id = request[REQUEST_ID_KEY] = request_id_of(request)
-    headers["X-Request-ID"] = request_id
-    if isinstance(response, web.HTTPException) and response.status >= 400:
-        # aiohttp's own answer from outside the middlewares (an `Expect` header
-        # other than 100-continue), or one a handler returned instead of raising.
-        # aiohttp has sized its body already and writes the headers after this
-        # hook: both are replaced by the problem's.
-        problem = _http_problem(request, response)
-        response.body = problem.body
-        headers.update({hdrs.CONTENT_TYPE: problem.headers[hdrs.CONTENT_TYPE],
-                        hdrs.CONTENT_LENGTH: str(problem.content_length)})
-    headers.update(_stamped_headers)
-    # Parsing the content type is the dearer test; most answers are JSON.
-    if "html" in headers.get(hdrs.CONTENT_TYPE, "").lower() and response.content_type == "text/html":
-        for name, value in PAGE_HEADERS.items():
-            headers.setdefault(name, value)
-
-
-def _worker_headers() -> CIMultiDict[str]:
-    """The headers every answer gets after its X-Request-ID: this process's
-    id (X-Lukhas-Worker), then the host's own (`ANSWER_HEADERS`). A
-    case-insensitive dict already: updating headers from it skips a
-    conversion of every name on every answer."""
-    return CIMultiDict({WORKER_HEADER: str(os.getpid()), **ANSWER_HEADERS})
-
-
-def _note_pid() -> None:
-    global _stamped_headers
-    _stamped_headers = _worker_headers()
-
-
-#: Made again in a forked child, whose pid differs.
-_stamped_headers = _worker_headers()
-os.register_at_fork(after_in_child=_note_pid)
 
 
 @contextlib.asynccontextmanager
