@@ -76,16 +76,15 @@ def profile_model(declarations: Mapping[str, Mapping[str, Any]]) -> tuple[type[B
             kept[name] = (plugin, kind)
     fields = tuple((name, plugin, kind) for name, (plugin, kind) in kept.items())
     try:
-        return _built_profile_model(fields)
+        hash(fields)
     except TypeError:  # a declared type that cannot be hashed: built, not remembered
-        return _built_profile_model.__wrapped__(fields)
+        return _build_profile_model(fields)
+    return _remembered_profile_model(fields)
 
 
-@functools.lru_cache(maxsize=32)
-def _built_profile_model(fields: tuple[tuple[str, str, Any], ...]) -> tuple[type[BaseModel],
+def _build_profile_model(fields: tuple[tuple[str, str, Any], ...]) -> tuple[type[BaseModel],
                                                                           dict[str, Declared]]:
-    """The model of these (field, plugin, type): the same declarations, the same
-    (immutable) model and validators, built once per process rather than per host."""
+    """The model of these (field, plugin, type), and each field's declaring plugin and validator."""
     owned: dict[str, Declared] = {}
     model_fields: dict[str, Any] = {}
     for name, plugin, kind in fields:
@@ -96,6 +95,11 @@ def _built_profile_model(fields: tuple[tuple[str, str, Any], ...]) -> tuple[type
                          __doc__="A user's profile: the kernel's fields and those plugins contribute.",
                          **model_fields)
     return model, owned
+
+
+#: The same declarations give the same (immutable) model and validators:
+#: built once per process rather than per host.
+_remembered_profile_model = functools.lru_cache(maxsize=32)(_build_profile_model)
 
 
 def profile_routes(kernel: Kernel, accounts: Accounts) -> list[Route]:

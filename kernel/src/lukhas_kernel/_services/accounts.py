@@ -193,11 +193,16 @@ class Accounts:
                 del self._cache[cached]
         return prefix_shown
 
-    def cached_user(self, token: str) -> User | None:
-        """The token's user if the cache holds it and it is fresh, else None
-        (then `authenticate` decides): no coroutine for the usual request."""
+    def _fresh(self, token: str) -> tuple[float, User | None, str] | None:
+        """The token's cache entry (a user, or a known "no such token") while it is fresh."""
         cached = self._cache.get(token)
-        return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+        return cached if cached is not None and cached[0] > time.monotonic() else None
+
+    def cached_user(self, token: str) -> User | None:
+        """The token's user if the cache holds it fresh, else None (then
+        `authenticate` decides): no coroutine for the usual request."""
+        cached = self._fresh(token)
+        return cached[1] if cached is not None else None
 
     async def authenticate(self, token: str) -> User | None:
         """The live token's user, or None; never raises for a bad token.
@@ -205,8 +210,8 @@ class Accounts:
         Concurrent misses for one token share a single lookup, so a cache
         expiry under load costs one query, not one per waiting request.
         """
-        cached = self._cache.get(token)
-        if cached is not None and cached[0] > time.monotonic():  # a user, or a known "no such token"
+        cached = self._fresh(token)
+        if cached is not None:
             return cached[1]
         if not _TOKEN.match(token):
             return None
