@@ -99,11 +99,8 @@ class _Deadlines:
         self.slice_s = timeout_s / SLICES
         self._due: dict[int, set[asyncio.Task[Any]]] = {}
 
-    def watch(self, task: asyncio.Task[Any]) -> set[asyncio.Task[Any]]:
-        """Watch `task`; remove it from the returned set once it is done."""
-        # The task's own loop: asking for the running one costs a getpid()
-        # system call on Python 3.11, on every request.
-        loop = task.get_loop()
+    def watch(self, task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop) -> set[asyncio.Task[Any]]:
+        """Watch `task`, running on `loop`; remove it from the returned set once it is done."""
         slot = math.ceil((loop.time() + self.timeout_s) / self.slice_s)
         watched = self._due.get(slot)
         if watched is None:
@@ -148,9 +145,12 @@ def wrap_handler(
         kwargs = _query_input(route, request)
         if body_model is not None:
             kwargs["body"] = await _body_input(body_model, request)
-        task = asyncio.current_task()
+        # The loop of the request's connection: asking for the running one
+        # (as current_task() does) costs a getpid() system call on Python 3.11.
+        loop = request.task.get_loop()
+        task = asyncio.current_task(loop)
         assert task is not None
-        watched = deadlines.watch(task)
+        watched = deadlines.watch(task, loop)
         try:
             if before is not None:
                 await before()
