@@ -19,7 +19,17 @@ class GlyphMetrics(Collector):
         self.binds = Counter("lukhas_glyph_binds", "GLYPH bindings created", registry=None)
         self.validations = Counter("lukhas_glyph_validations", "GLYPH token validations, by result",
                                    ["result"], registry=None)
+        # Each result's series, looked up once: `labels()` costs more than the
+        # increment, on every validation. Results are a handful of fixed words.
+        self._by_result: dict[str, Counter] = {}
         self.active = 0  # refreshed after every bind and delete, and by the health check
+
+    def validated(self, result: str) -> None:
+        """Count one validation with `result` ("valid" or the reason it failed)."""
+        series = self._by_result.get(result)
+        if series is None:
+            series = self._by_result[result] = self.validations.labels(result=result)
+        series.inc()
 
     def collect(self) -> Iterator[Metric]:
         yield from self.binds.collect()

@@ -86,7 +86,7 @@ def _validator(context: GlyphsContext) -> Callable[[web.Request, ValidateRequest
             glyph = found[1] if found else None
             if reason is None and (glyph is None or glyph.revoked_at is not None):
                 reason = "revoked"  # a signed token of a binding no longer (or never) stored
-        context.runtime.metrics.validations.labels(result=reason or "valid").inc()
+        context.runtime.metrics.validated(reason or "valid")
         if reason is not None:
             await context.runtime.store.failed_validation(claims["jti"] if claims else None,
                                             current_user(request).id, reason)
