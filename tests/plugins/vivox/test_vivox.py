@@ -179,6 +179,21 @@ async def test_cache_hit_and_invalidation_on_update(lukhas_host):
     assert fresh == changed and fresh["interactions"] == 6 and fresh != first
 
 
+async def test_reads_answer_each_users_current_metrics_past_the_cache_size(lukhas_host):
+    """One user's worth of cache: reading two users in turn evicts each in turn,
+    and every read answers that user's metrics as they are now."""
+    client = await lukhas_host([VIVOX], config={"plugins": {"vivox": {"cache_size": 1}}})
+    ada, _ = await user(client, "ada")
+    bob, _ = await user(client, "bob")
+    answered = {ada: await update(client, ada, [interaction(DAY0, "a")] * 3),
+                bob: await update(client, bob, [interaction(DAY0, "a"), interaction(DAY0, "b")])}
+    for user_id in (ada, bob, ada, bob, bob):
+        assert await (await client.get(f"/api/v1/drift/{user_id}")).json() == answered[user_id]
+    answered[ada] = await update(client, ada, [interaction(DAY0, "c")] * 3)
+    for user_id in (ada, bob, ada):
+        assert await (await client.get(f"/api/v1/drift/{user_id}")).json() == answered[user_id]
+
+
 async def test_concurrent_misses_compute_once(lukhas_host):
     import asyncio
 

@@ -59,10 +59,15 @@ class Uncomputable(Exception):
 
 class DriftEngine:
     def __init__(self, store: VivoxStore, metrics: VivoxMetrics,
-                 cache: CacheRegion[DriftMetrics]) -> None:
+                 cache: CacheRegion[DriftMetrics], size: int) -> None:
         self.store = store
         self.metrics = metrics
         self.cache = cache
+        # The JSON document of the metrics last answered per user, beside those
+        # metrics: served again only for the very object it was made from, so it
+        # can never disagree with the cache. At most `size` users, oldest out first.
+        self._documents: dict[str, tuple[DriftMetrics, bytes]] = {}
+        self._size = size
 
     def invalidate(self, user_id: str) -> None:
         """After an update: no metrics computed before it are served again.
@@ -78,14 +83,25 @@ class DriftEngine:
         `on_miss` runs before a computation (e.g. to check the user exists).
         """
         async def miss() -> None:
-            self.metrics.cache.labels(result="miss").inc()
+            self.metrics.cache_misses.inc()
             if on_miss is not None:
                 await on_miss()
 
         result, hit = await self.cache.get(user_id, lambda: self.compute(user_id), miss)
         if hit:
-            self.metrics.cache.labels(result="hit").inc()
+            self.metrics.cache_hits.inc()
         return result
+
+    async def current_document(self, user_id: str,
+                               on_miss: Callable[[], Awaitable[object]] | None = None) -> bytes:
+        """`current` as the JSON document a route answers, made once per cached value."""
+        metrics = await self.current(user_id, on_miss)
+        made = self._documents.get(user_id)
+        if made is None or made[0] is not metrics:
+            if made is None and len(self._documents) >= self._size:
+                del self._documents[next(iter(self._documents))]
+            made = self._documents[user_id] = (metrics, metrics.model_dump_json().encode())
+        return made[1]
 
     async def compute(self, user_id: str) -> DriftMetrics:
         """Metrics from the store, bypassing the cache."""

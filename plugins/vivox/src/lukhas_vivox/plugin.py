@@ -41,7 +41,7 @@ async def lukhas_setup(context: VivoxContext) -> None:
     settings = context.settings
     store, metrics = VivoxStore(context.db), VivoxMetrics()
     cache = context.cache("drift", DriftMetrics, ttl_s=settings.cache_ttl_s, size=settings.cache_size)
-    context.runtime = VivoxRuntime(store, metrics, DriftEngine(store, metrics, cache))
+    context.runtime = VivoxRuntime(store, metrics, DriftEngine(store, metrics, cache, settings.cache_size))
 
 
 @hookimpl

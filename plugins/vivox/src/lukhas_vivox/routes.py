@@ -103,14 +103,14 @@ def update_route(context: VivoxContext) -> Route:
 
 
 def metrics_route(context: VivoxContext) -> Route:
-    async def metrics(request: web.Request) -> DriftMetrics:
+    async def metrics(request: web.Request) -> bytes:
         user_id, caller = request.match_info["user_id"], current_user(request)
         if caller.id != user_id and not caller.is_admin:
             raise ProblemError(404, f"no user {user_id}")
         # Cached metrics belong to a user that exists: only a miss looks the user up.
         # (A try, not `computable()`: this is the hot path, read on every request.)
         try:
-            return await context.runtime.engine.current(
+            return await context.runtime.engine.current_document(
                 user_id, on_miss=lambda: visible_user(context, request, user_id))
         except Uncomputable as exc:
             raise uncomputable(exc) from None
