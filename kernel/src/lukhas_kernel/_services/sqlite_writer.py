@@ -47,10 +47,17 @@ class WriterHold:
 
 class SqliteWriter:
     """The writer thread. `connect()` gives a connection of the stdlib
-    driver whose `begin()` is `BEGIN IMMEDIATE`."""
+    driver whose `begin()` is `BEGIN IMMEDIATE`.
+
+    The thread keeps one connection from one batch to the next: SQLite keeps
+    a connection's page cache while no other connection has written, so the
+    pages a write touches are read from the file once, not at every batch.
+    A batch whose BEGIN or COMMIT failed leaves it for a fresh one.
+    """
 
     def __init__(self, connect: Callable[[], sa.Connection], hold_limit_s: float) -> None:
         self._connect = connect
+        self._connection: sa.Connection | None = None  # the writer thread's only
         self._hold_limit_s = hold_limit_s
         self._queue: deque[Write[Any] | WriterHold] = deque()
         self._ready = threading.Condition()
@@ -93,11 +100,21 @@ class SqliteWriter:
             self._ready.notify()
 
     def _serve(self) -> None:
-        while (batch := self._next_batch()) is not None:
-            if isinstance(batch, WriterHold):
-                batch.serve(self._hold_limit_s)
-            else:
-                self._commit(batch)
+        try:
+            while (batch := self._next_batch()) is not None:
+                if isinstance(batch, WriterHold):
+                    batch.serve(self._hold_limit_s)
+                else:
+                    self._commit(batch)
+        finally:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        """Give the connection back (rolled back if a transaction was left open)."""
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(Exception):  # it is being given up either way
+                connection.close()
 
     def _next_batch(self) -> list[Write[Any]] | WriterHold | None:
         """The queued writes up to the next hold (or that hold), None once closed."""
@@ -122,11 +139,15 @@ class SqliteWriter:
     def _commit(self, batch: list[Write[Any]]) -> None:
         ran = 0
         try:
-            with self._connect() as conn, conn.begin():
+            if self._connection is None:
+                self._connection = self._connect()
+            conn = self._connection
+            with conn.begin():
                 ran = run_batch(conn, batch, _driver_statement(conn))
         except BaseException as exc:  # BEGIN or COMMIT failed: nothing of the batch is durable
             ran = ran or len(batch)  # BEGIN failed: every write of the batch waited on it
             fail_unacknowledged(batch[:ran], exc)
+            self._let_go()
         _answer(batch[:ran])
         with self._ready:  # the rest first in line: the order of writes is kept
             if self._closed:
