@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -61,7 +60,10 @@ class Write(Generic[T]):
     def __init__(self, fn: Callable[[sa.Connection], T]) -> None:
         self.fn = fn
         self.future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self.abandoned = threading.Event()
+        # Set on the caller's thread, read on the runner's: one attribute
+        # store and load, each atomic (an Event would cost a lock and a
+        # condition per write, and nobody waits on it).
+        self.abandoned = False
         self.context = contextvars.copy_context()
         self.result: T | None = None
         self.error: BaseException | None = None
@@ -73,13 +75,13 @@ class Write(Generic[T]):
             try:
                 return await self.future
             except asyncio.CancelledError:
-                self.abandoned.set()
+                self.abandoned = True
                 raise
 
     def run(self, conn: sa.Connection, statement: Statement) -> bool:
         """Run in a savepoint of `conn`'s transaction; False when that
         transaction did not survive this write's failure."""
-        if self.abandoned.is_set():
+        if self.abandoned:
             self.error = Abandoned()
             return True
         # Plain statements, not `conn.begin_nested()` (seven times the CPU);
@@ -87,7 +89,7 @@ class Write(Generic[T]):
         statement(_SAVEPOINT)
         try:
             self.result = self.context.run(self.fn, conn)
-            if self.abandoned.is_set():  # its caller answered 503: undo it
+            if self.abandoned:  # its caller answered 503: undo it
                 raise Abandoned
             statement(_RELEASE)
         except BaseException as exc:
