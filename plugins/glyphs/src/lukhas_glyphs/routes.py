@@ -38,7 +38,9 @@ def glyph_routes(context: GlyphsContext) -> list[Route]:
             "iat": int(glyph.created_at.timestamp()), "exp": int(glyph.expires_at.timestamp())})
         context.runtime.metrics.binds.inc()
         context.runtime.metrics.active += 1  # recounted by the health check as bindings expire
-        return BoundGlyph(**glyph.model_dump(), token=token)
+        # The glyph's fields are validated already: taken as they are, not
+        # dumped and validated a second time.
+        return BoundGlyph.model_construct(**vars(glyph), token=token)
 
     async def read(request: web.Request) -> Glyph:
         return await owned(request)
