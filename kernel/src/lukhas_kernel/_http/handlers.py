@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from .._core.deadlines import Deadlines
 from .._core.problems import ProblemError, validation_error, validation_problem
 from .._plugin.route import Handler, Route
 
@@ -79,39 +79,10 @@ _PLUGIN = LogField("plugin")
 #: The message of the cancellation a handler past its time limit gets, which
 #: tells it from any other (the client went away, the host stops).
 _TIMED_OUT = "lukhas: the request handler ran out of time"
-#: A route's time limit is enforced SLICES times more finely than itself.
-SLICES = 64
 
 
-class _Deadlines:
-    """Cancels each running handler of a route once past `timeout_s`.
-
-    Handlers that start within the same slice of time (`timeout_s / SLICES`)
-    share one timer, which cancels those of them still running at the end of
-    the slice `timeout_s` later. So a handler is cancelled between `timeout_s`
-    and `timeout_s` plus a slice after it started, at the cost of a set insert
-    and removal per request: a timer of its own (`asyncio.timeout`, or
-    `call_later`) costs more than the rest of the wrapper.
-    """
-
-    def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
-        self.slice_s = timeout_s / SLICES
-        self._due: dict[int, set[asyncio.Task[Any]]] = {}
-
-    def watch(self, task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop) -> set[asyncio.Task[Any]]:
-        """Watch `task`, running on `loop`; remove it from the returned set once it is done."""
-        slot = math.ceil((loop.time() + self.timeout_s) / self.slice_s)
-        watched = self._due.get(slot)
-        if watched is None:
-            watched = self._due[slot] = set()
-            loop.call_at(slot * self.slice_s, self._expire, slot)
-        watched.add(task)
-        return watched
-
-    def _expire(self, slot: int) -> None:
-        for task in self._due.pop(slot, ()):
-            task.cancel(_TIMED_OUT)
+def _time_out(task: asyncio.Task[Any]) -> None:
+    task.cancel(_TIMED_OUT)
 
 
 def wrap_handler(
@@ -131,7 +102,8 @@ def wrap_handler(
     # this runs on every request of every route.
     call, status, body_model = route.handler, route.status, route.body
     late = f"{route.operation} did not answer within {timeout_s:g}s"
-    deadlines = _Deadlines(timeout_s)
+    # Each running handler of the route is cancelled once past `timeout_s`.
+    deadlines: Deadlines[asyncio.Task[Any]] = Deadlines(timeout_s, _time_out)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         token = _PLUGIN.bind(plugin)

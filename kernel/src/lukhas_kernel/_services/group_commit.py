@@ -32,6 +32,8 @@ from typing import Any, Generic, TypeVar, cast
 
 import sqlalchemy as sa
 
+from .._core.deadlines import Deadlines
+
 __all__ = ["MAX_WORK_S", "MAX_WRITES", "Abandoned", "Statement", "Write", "WriteGroup",
            "fail_unacknowledged", "run_batch", "settle"]
 
@@ -68,15 +70,23 @@ class Write(Generic[T]):
         self.result: T | None = None
         self.error: BaseException | None = None
 
-    async def outcome(self, timeout_s: float) -> T:
-        """The caller's side: the result once committed, within `timeout_s`.
-        A caller that stops waiting marks the write abandoned."""
-        async with asyncio.timeout(timeout_s):
-            try:
-                return await self.future
-            except asyncio.CancelledError:
-                self.abandoned = True
-                raise
+    async def outcome(self, deadlines: Deadlines[Write[Any]]) -> T:
+        """The caller's side: the result once committed, or TimeoutError once
+        `deadlines` expire it. A caller that stops waiting marks the write abandoned."""
+        watched = deadlines.watch(self, self.future.get_loop())
+        try:
+            return await self.future
+        except asyncio.CancelledError:
+            self.abandoned = True
+            raise
+        finally:
+            watched.discard(self)
+
+    def time_out(self) -> None:
+        """Its time is up: the caller gets TimeoutError, and the write is abandoned."""
+        if not self.future.done():
+            self.abandoned = True
+            self.future.set_exception(TimeoutError())
 
     def run(self, conn: sa.Connection, statement: Statement) -> bool:
         """Run in a savepoint of `conn`'s transaction; False when that
@@ -156,9 +166,9 @@ class WriteGroup(Generic[T]):
 
     def __init__(self, write: Callable[[Callable[[sa.Connection], Any]], Awaitable[Any]],
                  finish: Callable[[sa.Connection, list[T]], object], *, batched: bool,
-                 timeout_s: float) -> None:
+                 deadlines: Deadlines[Write[Any]]) -> None:
         self._write, self._finish = write, finish
-        self._batched, self._timeout_s = batched, timeout_s
+        self._batched, self._deadlines = batched, deadlines
         self._queue: deque[Write[T]] = deque()
         self._runner: asyncio.Task[None] | None = None
 
@@ -171,7 +181,7 @@ class WriteGroup(Generic[T]):
         self._queue.append(write)
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._drain())
-        return await write.outcome(self._timeout_s)
+        return await write.outcome(self._deadlines)
 
     def _alone(self, fn: Callable[[sa.Connection], T], conn: sa.Connection) -> T:
         result = fn(conn)

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext, make_url
 
+from .._core.deadlines import Deadlines
 from .._core.private_files import check_private, private_file
 from .group_commit import Write, WriteGroup
 from .loop_reads import NotNow
@@ -124,6 +125,8 @@ class Database:
     def __init__(self, url: str, timeout_s: float, busy_timeout_ms: int = 5000) -> None:
         self.url = make_url(url)
         self.timeout_s = timeout_s
+        # A write's caller stops waiting past the timeout (`Write.time_out`).
+        self._write_deadlines: Deadlines[Write[Any]] = Deadlines(timeout_s, Write.time_out)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         # A server connection may have been dropped while pooled; a file may not.
         # SQLite connections are reset by `tune_sqlite`, only when needed.
@@ -256,7 +259,7 @@ class Database:
                 return await connection.run_sync(fn)
         write = Write(fn)
         self._threads.write(write)
-        return await write.outcome(self.timeout_s)
+        return await write.outcome(self._write_deadlines)
 
     def write_group(self, finish: Callable[[sa.Connection, list[T]], object]) -> WriteGroup[T]:
         """Writes that all end with `finish(conn, results)` (a step that takes
@@ -264,7 +267,8 @@ class Database:
         runs this process's queued writes of the group in one transaction,
         each `fn` in its own savepoint, then `finish` once with the results
         of those that succeeded, then one commit. Create it once (in setup)."""
-        return WriteGroup(self.write, finish, batched=not self.is_sqlite, timeout_s=self.timeout_s)
+        return WriteGroup(self.write, finish, batched=not self.is_sqlite,
+                          deadlines=self._write_deadlines)
 
     def upsert(self, table: sa.Table) -> Any:
         """An INSERT into `table` that takes `.on_conflict_do_update(...)` or
