@@ -108,7 +108,8 @@ async def settled(client: Any, failing: tuple[str, ...] = ()) -> dict[str, dict[
             return None
         return states if all(states[name]["state"] == "failed" for name in failing) else None
 
-    return await eventually_async(states_if_settled, what="no plugin retrying")
+    return await eventually_async(
+        states_if_settled, what=f"no attempt due or running, and failed: {', '.join(failing) or '-'}")
 
 
 def others(plugin: str) -> list[str]:
