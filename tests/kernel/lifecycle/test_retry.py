@@ -172,6 +172,23 @@ async def test_a_restart_while_one_runs_is_409(lukhas_host):
     assert (await first).status == 200
 
 
+async def test_a_restarting_plugin_is_not_active_until_its_startup_stage_passes(lukhas_host):
+    client = await lukhas_host(["sample_plugins.healthy"], chaos="healthy:startup:delay_ms=400")
+    healthy.events.clear()
+    restart = asyncio.create_task(client.post("/api/v1/admin/plugins/healthy/restart"))
+
+    async def mounted_again() -> bool:  # setup has returned; startup is delayed
+        return healthy.events == ["teardown", "setup"]
+
+    await eventually_async(mounted_again, 5, interval=0.01)
+    assert await state_of(client, "healthy") == "pending"
+    gated = await problem(await client.get("/api/v1/healthy/greet"), 503)
+    assert gated["type"] == "urn:lukhas:problem:retrying"
+    assert (await restart).status == 200
+    assert await state_of(client, "healthy") == "active"
+    assert (await client.get("/api/v1/healthy/greet")).status == 200
+
+
 async def test_restart_needs_an_admin(lukhas_host):
     client = await lukhas_host(["sample_plugins.healthy"])
     kernel = client.app[KERNEL_KEY]

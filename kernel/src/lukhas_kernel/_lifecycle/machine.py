@@ -229,7 +229,8 @@ class PluginLifecycle:
         self.record.update(phase=Phase.SET_UP)
 
     def mount_routes(self) -> None:
-        """Collect routes and middlewares and put them in force: the plugin is active."""
+        """Collect routes and middlewares and put them in force. Until its startup
+        stage passes the plugin stays pending, and its routes answer 503."""
         hooks, context = self.parts.hooks, self.context
         try:
             routes = hooks.listed("lukhas_routes", self.name, Route, context=context)
@@ -238,12 +239,16 @@ class PluginLifecycle:
         except (TypeError, StageError, RoutesRefused) as exc:
             cause = exc.cause if isinstance(exc, StageError) else None  # else the kernel's check
             raise Dropped(Stage.ROUTES, str(exc), cause=cause) from None
-        self.record.update(routes=[route.operation for route in routes], state=PluginState.ACTIVE,
-                           stage=None, reason=None, phase=Phase.ROUTED)
+        self.record.update(routes=[route.operation for route in routes], phase=Phase.ROUTED)
 
     async def start(self) -> None:
+        """Run the startup stage: an attempt that gets through it brings the plugin up."""
         await self._call(Stage.STARTUP, "lukhas_startup")
-        self.record.update(phase=Phase.STARTED)
+        if self.record.paused is not None:  # disabled at run time meanwhile: up once enabled
+            self.record.update(paused=(PluginState.ACTIVE, None, None), phase=Phase.STARTED)
+            return
+        self.record.update(state=PluginState.ACTIVE, stage=None, reason=None, phase=Phase.STARTED)
+        self.apply_degraded()  # a fallback its setup or startup took
 
     async def _call(self, stage: Stage, hook: str) -> None:
         await self.parts.mark(self.name, stage)

@@ -110,10 +110,11 @@ async def set_up_in_order(plugins: Mapping[str, PluginLifecycle], names: list[st
 
 
 async def start_in_order(plugins: Mapping[str, PluginLifecycle], names: list[str]) -> None:
-    """Run the startup stage of those of `names` that serve, in dependency order."""
-    serving = [n for n in names if plugins[n].record.state.serving]
+    """Run the startup stage of those of `names` whose routes are mounted, in
+    dependency order."""
+    routed = [n for n in names if plugins[n].record.phase is Phase.ROUTED]
 
     async def start(plugin: PluginLifecycle) -> None:
         await plugin.step(plugin.start)
 
-    await in_dependency_order(plugins, serving, Stage.STARTUP, start)
+    await in_dependency_order(plugins, routed, Stage.STARTUP, start)

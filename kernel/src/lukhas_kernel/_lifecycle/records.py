@@ -99,9 +99,9 @@ class PluginRecord:
 def view_of(record: PluginRecord) -> PluginView:
     """The record as `/api/v1/plugins` shows it.
 
-    A plugin that serves shows no attempts and no next attempt: an attempt
-    that brought it up is over even before the kernel has settled its count
-    (its startup stage and health checks run after its routes are mounted).
+    A plugin that serves shows no attempts and no next attempt: the attempt
+    that brought it up (through its startup stage) is over even before the
+    kernel has settled its count, after the health checks that follow.
     """
     up = record.state.serving
     return PluginView(
