@@ -176,17 +176,33 @@ async def test_a_restarting_plugin_is_not_active_until_its_startup_stage_passes(
     client = await lukhas_host(["sample_plugins.healthy"], chaos="healthy:startup:delay_ms=400")
     healthy.events.clear()
     restart = asyncio.create_task(client.post("/api/v1/admin/plugins/healthy/restart"))
-
-    async def mounted_again() -> bool:  # setup has returned; startup is delayed
-        return healthy.events == ["teardown", "setup"]
-
-    await eventually_async(mounted_again, 5, interval=0.01)
+    await eventually_async(_set_up_again, 5, interval=0.01)
     assert await state_of(client, "healthy") == "pending"
     gated = await problem(await client.get("/api/v1/healthy/greet"), 503)
     assert gated["type"] == "urn:lukhas:problem:retrying"
     assert (await restart).status == 200
     assert await state_of(client, "healthy") == "active"
     assert (await client.get("/api/v1/healthy/greet")).status == 200
+
+
+async def test_a_plugin_disabled_while_it_starts_stays_disabled_then_comes_back_up(lukhas_host):
+    client = await lukhas_host(["sample_plugins.healthy"], chaos="healthy:startup:delay_ms=400")
+    healthy.events.clear()
+    restart = asyncio.create_task(client.post("/api/v1/admin/plugins/healthy/restart"))
+    await eventually_async(_set_up_again, 5, interval=0.01)
+    assert (await client.patch("/api/v1/admin/flags", json={"HEALTHY_ENABLED": False})).status == 200
+    assert (await restart).status == 200
+    assert healthy.events == ["teardown", "setup", "startup"]
+    assert await state_of(client, "healthy") == "disabled"
+    await problem(await client.get("/api/v1/healthy/greet"), 403)
+    assert (await client.patch("/api/v1/admin/flags", json={"HEALTHY_ENABLED": True})).status == 200
+    assert await state_of(client, "healthy") == "active"
+    assert (await client.get("/api/v1/healthy/greet")).status == 200
+
+
+def _set_up_again() -> bool:
+    """The restart's setup has returned (its startup stage is delayed)."""
+    return healthy.events == ["teardown", "setup"]
 
 
 async def test_restart_needs_an_admin(lukhas_host):
