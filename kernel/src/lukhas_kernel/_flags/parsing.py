@@ -44,6 +44,8 @@ def parse_flags(
     defaults: Mapping[str, bool], from_toml: Mapping[str, Any], env_file: str | None = ".env"
 ) -> dict[str, bool]:
     """Boolean flags by name from environment, `.env`, TOML values, defaults."""
+    if not defaults:  # most plugins declare none: nothing to read
+        return {}
     model = _flags_model(tuple(sorted(defaults.items())))
     with reading_table(from_toml):
         try:
