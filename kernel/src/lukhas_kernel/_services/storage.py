@@ -295,7 +295,7 @@ class Database:
             version: str | None = connection.scalar(sa.text(f'SELECT version_num FROM "{table}"'))
             return version
 
-        return await self.read(read)
+        return await self.read(read, short=True)
 
     async def migrate(self, owner: str, versions: Path, *, upgrade: bool = True) -> str | None:
         """Bring `owner`'s tables to the head of its migrations in `versions`.
@@ -305,8 +305,9 @@ class Database:
         without importing Alembic (a fifth of the host's start-up time).
         Returns the revision the database is at afterwards.
         """
-        head = await asyncio.to_thread(declared_head, versions)
-        if head is not None and await self.revision(owner) == head:
+        head, current = await asyncio.gather(asyncio.to_thread(declared_head, versions),
+                                             self.revision(owner))
+        if head is not None and current == head:
             return head
         from alembic import command
         from alembic.config import Config
