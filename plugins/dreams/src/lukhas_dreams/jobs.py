@@ -77,7 +77,8 @@ class JobRunner:
         try:
             for dream_id in await self.store.expire_dead(self.me):
                 log.info("dreams.runner_dead", dream_id=dream_id)
-            await self._fill()
+            if await self.store.has_work():  # as at each poll: a claim is a write transaction
+                await self._fill()
         except Exception:  # storage down: the poll tries again
             log.exception("dreams.start_failed")
         await self.metrics.refresh(self.store)

@@ -4,6 +4,7 @@ plugins/dreams/README.md)."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Annotated, ClassVar, Literal, Self
 
 from lukhas_kernel import JsonInt, PluginSettings
@@ -89,6 +90,7 @@ class DreamRequest(BaseModel):
         return self
 
     @classmethod
+    @cache  # one class per limit: building a model takes milliseconds
     def limited(cls, max_cost: int) -> type[DreamRequest]:
         """This model accepting jobs of cost at most `max_cost`, its JSON schema
         (the one in /openapi.json) stating the limit, under the same name."""

@@ -266,14 +266,20 @@ class DreamStore:
         """End the leases of running jobs whose runner is certainly dead
         (`Incarnation.is_dead`): a restarted host takes its own jobs back at
         once instead of after their lease. Returns those jobs."""
-        def expire(conn: sa.Connection) -> list[str]:
+        def running_dead(conn: sa.Connection) -> list[str]:
             rows = conn.execute(sa.select(jobs.c.id, jobs.c.runner).where(jobs.c.status == "running"))
-            dead = [row.id for row in rows if row.runner and me.is_dead(row.runner)]
+            return [row.id for row in rows if row.runner and me.is_dead(row.runner)]
+
+        def expire(conn: sa.Connection) -> list[str]:
+            dead = running_dead(conn)
             if dead:
                 conn.execute(jobs.update().where(jobs.c.status == "running", jobs.c.id.in_(dead))
                              .values(lease_expires_at=_now()))
             return dead
 
+        # Most starts find none: a read tells, without a write transaction.
+        if not await self.db.read(running_dead):
+            return []
         return await self.db.write(expire)
 
     async def counts(self) -> dict[tuple[str, str], int]:
