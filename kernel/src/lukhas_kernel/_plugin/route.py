@@ -81,9 +81,10 @@ def handler_mismatch(route: Route) -> str | None:
     handler = route.handler
     name = getattr(handler, "__name__", "the handler")
     try:
-        parameters = inspect.signature(handler).parameters
+        signature = inspect.signature(handler)
     except (TypeError, ValueError):  # a builtin or C callable: nothing to read
         return None
+    parameters = signature.parameters
     named = {p.name for p in parameters.values() if p.kind in _NAMED}
     any_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for keyword, model in (("body", route.body), ("query", route.query)):
@@ -95,7 +96,7 @@ def handler_mismatch(route: Route) -> str | None:
                     f"model: Route(..., {keyword}=YourModel)")
     passed = {keyword: None for keyword in named & {"body", "query"}}
     try:
-        inspect.signature(handler).bind(None, **passed)
+        signature.bind(None, **passed)
     except TypeError as exc:
         first = next(iter(parameters.values()), None)
         if first is None or first.kind in (inspect.Parameter.KEYWORD_ONLY,

@@ -185,7 +185,7 @@ class VivoxStore:
         return await self.db.read(partial(_population, top))
 
     async def ping(self) -> None:
-        await self.db.read(lambda conn: conn.execute(_PING).all())
+        await self.db.read(lambda conn: conn.execute(_PING).all(), short=True)
 
 
 @lru_cache(maxsize=256)
