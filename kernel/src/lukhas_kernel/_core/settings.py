@@ -78,7 +78,10 @@ class PluginSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_settings = InitSettingsSource(settings_cls, dict(_toml_values.get()))
-        return (init_settings, env_settings, dotenv_settings, toml_settings)
+        # No `.env` file (or an empty one) gives no value, yet asking it costs as
+        # much as asking the environment, field by field: it is left out then.
+        dotenv = (dotenv_settings,) if getattr(dotenv_settings, "env_vars", True) else ()
+        return (init_settings, env_settings, *dotenv, toml_settings)
 
 
 class HostSettings(PluginSettings):
