@@ -72,16 +72,20 @@ class JobRunner:
         """Take back this node's dead processes' jobs, claim what waits, then keep polling.
 
         Left-over jobs are claimed (or failed `interrupted`) before the host
-        serves, so its first answers already show them taken up.
+        serves, so its first answers already show them taken up. The job
+        counts come first: a start that finds no job queued or running (most
+        do) spends that one read.
         """
-        try:
-            for dream_id in await self.store.expire_dead(self.me):
-                log.info("dreams.runner_dead", dream_id=dream_id)
-            if await self.store.has_work():  # as at each poll: a claim is a write transaction
-                await self._fill()
-        except Exception:  # storage down: the poll tries again
-            log.exception("dreams.start_failed")
         await self.metrics.refresh(self.store)
+        if self.metrics.unfinished:
+            try:
+                for dream_id in await self.store.expire_dead(self.me):
+                    log.info("dreams.runner_dead", dream_id=dream_id)
+                if await self.store.has_work():  # as at each poll: a claim is a write transaction
+                    await self._fill()
+            except Exception:  # storage down: the poll tries again
+                log.exception("dreams.start_failed")
+            await self.metrics.refresh(self.store)
         self._loop = asyncio.create_task(self._poll(), name="dreams-runner")
 
     def submit(self, dream_id: str) -> None:

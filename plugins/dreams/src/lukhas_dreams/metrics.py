@@ -50,6 +50,11 @@ class DreamMetrics(Collector):
     def queue_depth(self) -> int:
         return self._queue_depth
 
+    @property
+    def unfinished(self) -> int:
+        """Jobs queued or running, as last counted."""
+        return sum(n for (status, _), n in self._counts.items() if status in ("queued", "running"))
+
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("lukhas_dream_jobs", "Dream jobs stored, by status and mode",
                                  labels=["status", "mode"])
