@@ -11,7 +11,6 @@ import asyncio
 import concurrent.futures
 import importlib
 import inspect
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["StageError", "describe", "import_in_thread", "imported_already", "run_isolated"]
+__all__ = ["StageError", "describe", "import_in_thread", "run_isolated"]
 
 _MAX_REASON = 300
 
@@ -78,15 +77,6 @@ async def run_isolated(
         except Exception as exc:
             raise StageError(describe(exc)) from exc
     return result, (time.perf_counter() - started) * 1000
-
-
-def imported_already(module: str) -> ModuleType | None:
-    """`module` if this process has finished importing it: importing it again
-    would run none of its code. None while another thread still imports it."""
-    found = sys.modules.get(module)
-    if found is None or getattr(getattr(found, "__spec__", None), "_initializing", False):
-        return None
-    return found
 
 
 def import_in_thread(module: str, before: Callable[[], None]) -> Awaitable[ModuleType]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from .._core.isolation import import_in_thread, imported_already, run_isolated
+from .._core.isolation import import_in_thread, run_isolated
 from .._plugin.states import Stage
 from .chaos import ChaosPlan
 
@@ -33,13 +33,7 @@ class PluginCalls:
                                   lambda: self.chaos.inject(plugin, stage))
 
     async def import_module(self, plugin: str, module: str) -> tuple[ModuleType, float]:
-        """Import `module` off the event loop, within the plugin timeout. A
-        module imported already (an earlier kernel in this process) needs no
-        thread, unless a fault is to be injected at its import."""
-        loaded = None if self.chaos.fault(plugin, Stage.IMPORT) else imported_already(module)
-        if loaded is not None:
-            return loaded, 0.0
-
+        """Import `module` off the event loop, within the plugin timeout."""
         def inject() -> None:
             self.chaos.inject_sync(plugin, Stage.IMPORT)
 
