@@ -100,8 +100,8 @@ def host(lukhas_host: Any, migrated: Path, tmp_path: Path) -> Callable[..., Awai
 
 async def settled(client: Any, failing: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     """Plugin states by name once no attempt at bringing one up is due or
-    running, and the plugins in `failing` have failed. (A plugin whose
-    startup stage is being retried already shows active while it runs.)"""
+    running, and the plugins in `failing` have failed. (A plugin is
+    `pending` while an attempt at it runs, `retrying` while one is due.)"""
     async def states_if_settled() -> dict[str, dict[str, Any]] | None:
         states = await plugin_states(client)
         if any(s["state"] in ("retrying", "pending") for s in states.values()):
